@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine.h -- internal structures of the engine: the database, collections,
+ * their in-memory row store and the id map. Public entry points live in
+ * api.c; this header is for the engine sources and tests.
+ *
+ * Memory model of a collection. Every row version gets a dense uint32 row
+ * number in log order (replaying the log reproduces the same numbers).
+ * `rows[r]` holds the id, text and metadata (one allocation) and the parsed
+ * metadata for filters; `vecs + r*dim` holds the vector in one 64-byte
+ * aligned array; bit r of `live_vec` says row r is live and has a vector,
+ * which is all the flat scan needs to know. A replaced or deleted row is
+ * dead: its strings are freed at once, its number and vector slot stay
+ * until compaction renumbers (vacuum).
+ *
+ * Concurrency. `rw` is a readers-writer lock: search/get/stats read, apply
+ * and vacuum write. Writers reach the log one at a time (the log's append
+ * mutex), wait for durability outside every engine lock (group commit), then
+ * apply strictly in LSN order (apply_mu + apply_cv), so memory always equals
+ * a prefix of the log. `life` is held for reading by every operation and for
+ * writing by drop, so a drop waits for in-flight calls and later calls see
+ * `dropped`.
+ */
+#ifndef QUARRY_ENGINE_H
+#define QUARRY_ENGINE_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "common/qcommon.h"
+#include "storage/storage.h"
+
+#define ROW_LIVE 1
+#define ROW_VEC 2
+#define ROW_TEXT 4
+#define ROW_META 8
+
+typedef struct row {
+    char *blob;     /* id NUL text NUL meta NUL; NULL once dead */
+    json_t *meta;   /* parsed metadata (filters); NULL if none or dead */
+    uint64_t segno; /* segment holding this version */
+    uint32_t id_len, text_len, meta_len;
+    uint32_t enc_len; /* bytes of the operation in the log */
+    uint8_t flags;
+} row;
+
+static inline const char *row_id(const row *r) { return r->blob; }
+static inline const char *row_text(const row *r) { return r->blob + r->id_len + 1; }
+static inline const char *row_meta(const row *r) {
+    return r->blob + r->id_len + 1 + r->text_len + 1;
+}
+
+/* Open-addressing hash map: external id -> live row number (xxh3 keyed). */
+typedef struct idmap_slot {
+    uint32_t row1; /* row + 1; 0 = empty; UINT32_MAX = deleted */
+    uint32_t tag;  /* high 32 bits of the hash */
+} idmap_slot;
+
+typedef struct idmap {
+    idmap_slot *slots;
+    size_t cap;    /* power of two */
+    size_t used;   /* live entries */
+    size_t filled; /* live + deleted slots */
+} idmap;
+
+uint64_t idmap_hash(const char *id, size_t len);
+/* Row number of `id`, or -1. */
+int64_t idmap_find(const idmap *m, const row *rows, const char *id, size_t len, uint64_t h);
+/* Make room for `extra` insertions without allocating. 0 or NOMEM. */
+int idmap_reserve(idmap *m, const row *rows, size_t extra);
+/* Insert or replace (capacity must be reserved). Returns the old row or -1. */
+int64_t idmap_put(idmap *m, const row *rows, const char *id, size_t len, uint64_t h, uint32_t r);
+/* Remove; returns the old row or -1. */
+int64_t idmap_del(idmap *m, const row *rows, const char *id, size_t len, uint64_t h);
+void idmap_free(idmap *m);
+
+typedef struct segstat {
+    uint64_t segno;
+    uint64_t live_bytes;
+} segstat;
+
+struct quarry_coll {
+    struct quarry_db *db;
+    _Atomic int refs; /* the db's reference + open handles */
+    pthread_rwlock_t life;
+    int dropped;
+    uint32_t id;
+    char name[QUARRY_MAX_NAME_LEN + 1];
+    quarry_collection_config cfg;
+    char *dir;
+    seglog *log;
+    int panic; /* in-memory state could not follow the log; reopen */
+
+    pthread_rwlock_t rw;
+    pthread_mutex_t apply_mu;
+    pthread_cond_t apply_cv;
+    uint64_t applied_lsn;
+    pthread_mutex_t compact_mu;
+
+    row *rows;
+    uint32_t nrows, rows_cap;
+    float *vecs; /* rows_cap * dim floats, 64-byte aligned */
+    uint64_t *live_vec;
+    idmap map;
+    uint64_t nlive, nlive_vec, ndead;
+    segstat *segst;
+    size_t nsegst, segst_cap;
+    _Atomic uint64_t batches, compactions;
+    uint64_t mem_bytes;
+    uint64_t last_sync_ns;
+};
+
+struct quarry_db {
+    char *path;
+    int lockfd;
+    quarry_options opts;
+    int io_kind;
+    const char *io_name;
+    pthread_mutex_t mu; /* collections list, manifest */
+    struct quarry_coll **colls;
+    size_t ncolls, colls_cap;
+    uint32_t next_collection_id;
+    io_ctx *mio;
+    int opening;
+    pthread_t flusher;
+    int flusher_started;
+    pthread_cond_t flusher_cv;
+    int stopping;
+};
+
+/* validate.c */
+int q_utf8_valid(const char *s, size_t len);
+int q_name_valid(const char *name);
+/* Parse and check metadata; on success *out is compact canonical JSON
+ * (malloc'd by jansson: free with free()). */
+int q_metadata_canon(const char *json, size_t len, char **out, size_t *out_len);
+/* Check a filter expression; on success *out is the parsed object. */
+int q_filter_parse(const char *json, json_t **out);
+int q_filter_match(const json_t *filter, const json_t *meta);
+
+/* collection.c */
+int coll_new(struct quarry_db *db, uint32_t id, const char *name,
+             const quarry_collection_config *cfg, struct quarry_coll **out);
+void coll_free(struct quarry_coll *c);
+int coll_replay(void *ctx, uint64_t segno, uint64_t lsn, const uint8_t *payload, uint32_t len,
+                uint32_t rec_len);
+int coll_apply(struct quarry_coll *c, uint64_t segno, const uint8_t *payload, uint32_t len,
+               size_t *ndeleted);
+int coll_vacuum(struct quarry_coll *c);
+int coll_compact(struct quarry_coll *c, int force);
+void coll_release(struct quarry_coll *c);
+
+/* db.c */
+int db_write_manifest(struct quarry_db *db);
+int db_on_segments(void *ctx);
+
+#endif

@@ -1,0 +1,402 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * quarry.h -- the public, embedded API of Quarry, a vector database and hybrid
+ * search engine.
+ *
+ * A database is a directory. It holds collections. A collection has a name, a
+ * vector dimension (0 for a text-only collection), a metric, an index kind and
+ * a durability policy. A row has an external string id and any of a float32
+ * vector, a UTF-8 text and a metadata JSON object. Upsert replaces by id.
+ *
+ * CAVEATS
+ *  - Error reporting. Every function that can fail returns an int rc: QUARRY_OK
+ *    (0) or a positive code below. Extended codes keep the primary code in the
+ *    low byte, so `(rc & 0xff)` always gives a primary code. The detail text of
+ *    the last failure on the calling thread is quarry_errmsg(); it is replaced
+ *    by the next failing call on that thread.
+ *  - A failed write changes nothing. A batch is atomic: after a crash it is
+ *    wholly there or wholly absent; an acknowledged batch (commit returned OK
+ *    under the `sync` policy) survives any crash of the process or machine.
+ *  - After a failed fdatasync, a collection refuses every later write with
+ *    QUARRY_PANIC until the database is reopened (the kernel may have dropped
+ *    the dirty pages; pretending otherwise would lose acknowledged data).
+ *  - One process at a time may open a database directory (a lock file enforces
+ *    this; a second opener gets QUARRY_BUSY).
+ *  - Threads: quarry_db and quarry_coll handles are thread-safe. Many readers
+ *    run at once; writers of one collection are serialised, and concurrent
+ *    writers share fdatasync calls (group commit). A quarry_batch, quarry_doc
+ *    or quarry_result belongs to one thread at a time.
+ *  - Memory: every _new/_open has exactly one _free/_close, and each accepts
+ *    NULL. When a constructor fails, *out is set to NULL and nothing needs to be
+ *    freed. Inputs are always copied. Returned pointers are borrowed; their
+ *    lifetime is stated on each function.
+ *  - Distances: search results carry a distance, smaller is closer:
+ *      l2      squared Euclidean distance  sum((a-b)^2)
+ *      ip      negative inner product      -sum(a*b)
+ *      cosine  1 - cosine similarity       (vectors are normalised on insert,
+ *                                           and get() returns the unit vector)
+ */
+#ifndef QUARRY_H
+#define QUARRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(QUARRY_BUILDING) && defined(__GNUC__)
+#define QUARRY_API __attribute__((visibility("default")))
+#else
+#define QUARRY_API
+#endif
+
+#define QUARRY_VERSION_MAJOR 0
+#define QUARRY_VERSION_MINOR 1
+#define QUARRY_VERSION_PATCH 0
+#define QUARRY_VERSION_STRING "0.1.0"
+#define QUARRY_VERSION_NUMBER \
+    (QUARRY_VERSION_MAJOR * 1000000 + QUARRY_VERSION_MINOR * 1000 + QUARRY_VERSION_PATCH)
+
+/* ------------------------------------------------------------------------ */
+/* Result codes. New codes are only ever appended.                          */
+/* ------------------------------------------------------------------------ */
+#define QUARRY_OK 0
+#define QUARRY_ERROR 1       /* generic failure */
+#define QUARRY_INTERNAL 2    /* an internal invariant failed (a bug) */
+#define QUARRY_MISUSE 3      /* API used wrongly: NULL handle, closed handle ... */
+#define QUARRY_INVALID 4     /* bad argument or input data (dim, NaN, UTF-8, JSON ...) */
+#define QUARRY_NOMEM 5       /* an allocation failed */
+#define QUARRY_NOTFOUND 6    /* no such collection or row */
+#define QUARRY_EXISTS 7      /* collection already exists */
+#define QUARRY_MISMATCH 8    /* vector dimension or type does not match the collection */
+#define QUARRY_IOERR 9       /* an I/O call failed */
+#define QUARRY_CORRUPT 10    /* persisted bytes fail validation */
+#define QUARRY_FULL 11       /* disk full, or a size limit was reached */
+#define QUARRY_BUSY 12       /* the database is locked by another process */
+#define QUARRY_READONLY 13   /* write to a read-only database */
+#define QUARRY_UNSUPPORTED 14 /* feature not available in this build or kernel */
+#define QUARRY_INTERRUPTED 15 /* the operation was cancelled */
+#define QUARRY_PANIC 16      /* sticky: a durability failure happened; reopen the db */
+
+/* Extended codes: primary code in the low byte. */
+#define QUARRY_IOERR_READ (QUARRY_IOERR | (1 << 8))
+#define QUARRY_IOERR_WRITE (QUARRY_IOERR | (2 << 8))
+#define QUARRY_IOERR_FSYNC (QUARRY_IOERR | (3 << 8))
+#define QUARRY_IOERR_OPEN (QUARRY_IOERR | (4 << 8))
+#define QUARRY_IOERR_RENAME (QUARRY_IOERR | (5 << 8))
+#define QUARRY_IOERR_URING (QUARRY_IOERR | (6 << 8))
+#define QUARRY_CORRUPT_RECORD (QUARRY_CORRUPT | (1 << 8))
+#define QUARRY_CORRUPT_MANIFEST (QUARRY_CORRUPT | (2 << 8))
+#define QUARRY_CORRUPT_SEGMENT (QUARRY_CORRUPT | (3 << 8))
+#define QUARRY_INVALID_DIM (QUARRY_MISMATCH | (1 << 8))
+
+/* Limits (checked on every input; exceeding one gives QUARRY_INVALID). */
+#define QUARRY_MAX_ID_LEN 256             /* bytes of UTF-8 */
+#define QUARRY_MAX_NAME_LEN 64            /* collection name [A-Za-z0-9_-]{1,64} */
+#define QUARRY_MAX_DIM 65536
+#define QUARRY_MAX_TEXT_LEN (16u << 20)   /* bytes */
+#define QUARRY_MAX_METADATA_LEN (1u << 20) /* bytes of JSON */
+#define QUARRY_MAX_BATCH_ROWS 1000000
+#define QUARRY_MAX_BATCH_BYTES (256u << 20) /* encoded size of one batch */
+#define QUARRY_MAX_K 100000
+
+/** Version string, e.g. "0.1.0". Static storage, never NULL. */
+QUARRY_API const char *quarry_version(void);
+
+/** Static English text for a result code (primary or extended). Never NULL. */
+QUARRY_API const char *quarry_errstr(int rc);
+
+/**
+ * Detail text of the last failure on the calling thread, e.g.
+ * "row 3: vector has 127 values, collection dim is 128". Never NULL ("" when
+ * nothing failed yet). Valid until the next quarry_* call on this thread.
+ */
+QUARRY_API const char *quarry_errmsg(void);
+
+/** The rc of the last failure on the calling thread (QUARRY_OK if none). */
+QUARRY_API int quarry_errcode(void);
+
+/* ------------------------------------------------------------------------ */
+/* Enumerations                                                             */
+/* ------------------------------------------------------------------------ */
+typedef enum quarry_metric {
+    QUARRY_METRIC_L2 = 0,
+    QUARRY_METRIC_IP = 1,
+    QUARRY_METRIC_COSINE = 2
+} quarry_metric;
+
+typedef enum quarry_index_kind {
+    QUARRY_INDEX_FLAT = 0,
+    QUARRY_INDEX_HNSW = 1,
+    QUARRY_INDEX_IVFPQ = 2
+} quarry_index_kind;
+
+typedef enum quarry_durability {
+    QUARRY_DURABILITY_SYNC = 0,     /* ack after fdatasync of the batch (default) */
+    QUARRY_DURABILITY_INTERVAL = 1, /* fdatasync at most every interval_ms */
+    QUARRY_DURABILITY_NONE = 2      /* leave it to the OS page cache */
+} quarry_durability;
+
+typedef enum quarry_io_backend {
+    QUARRY_IO_AUTO = 0,     /* io_uring, or POSIX when the kernel refuses io_uring */
+    QUARRY_IO_URING = 1,    /* io_uring only: open fails with UNSUPPORTED without it */
+    QUARRY_IO_POSIX = 2     /* pwrite/fdatasync */
+} quarry_io_backend;
+
+/** Parse/format helpers: "l2", "ip", "cosine" etc. Return -1 on unknown names. */
+QUARRY_API int quarry_metric_parse(const char *name);
+QUARRY_API const char *quarry_metric_name(quarry_metric m);
+QUARRY_API int quarry_index_parse(const char *name);
+QUARRY_API const char *quarry_index_name(quarry_index_kind k);
+QUARRY_API int quarry_durability_parse(const char *name);
+QUARRY_API const char *quarry_durability_name(quarry_durability d);
+
+/* ------------------------------------------------------------------------ */
+/* Database                                                                 */
+/* ------------------------------------------------------------------------ */
+typedef struct quarry_db quarry_db;
+typedef struct quarry_coll quarry_coll;
+
+typedef struct quarry_options {
+    size_t size;                /* sizeof(quarry_options), set by quarry_options_init */
+    int create_if_missing;      /* default 1 */
+    int read_only;              /* default 0: writes return QUARRY_READONLY */
+    quarry_io_backend io;       /* default QUARRY_IO_AUTO; env QUARRY_IO=uring|posix overrides */
+    uint64_t segment_max_bytes; /* seal the active segment beyond this; default 64 MiB */
+} quarry_options;
+
+/** Fill *opts with the defaults. */
+QUARRY_API void quarry_options_init(quarry_options *opts);
+
+/**
+ * Open (or create) the database in directory `path`, recovering every
+ * collection: segments are replayed, a torn tail of the last segment of a
+ * collection is truncated (it was never acknowledged), and corruption anywhere
+ * else makes the open fail with QUARRY_CORRUPT and a message naming the file
+ * and offset.
+ * @param[in]  path  directory; created when missing and opts->create_if_missing
+ * @param[in]  opts  NULL for defaults
+ * @param[out] out   the handle, or NULL on failure
+ * @return OK, INVALID, NOTFOUND (missing and not create), BUSY (locked by
+ *         another process), IOERR_*, CORRUPT_*, NOMEM, UNSUPPORTED.
+ * Any thread. The handle is thread-safe.
+ */
+QUARRY_API int quarry_open(const char *path, const quarry_options *opts, quarry_db **out);
+
+/**
+ * Make every committed write durable, stop background threads and release the
+ * database. Collection handles still open are closed too (using them after this
+ * is undefined). NULL is a no-op. Returns OK or the sync failure.
+ */
+QUARRY_API int quarry_close(quarry_db *db);
+
+/** fdatasync every collection's log now (for `interval`/`none` policies). */
+QUARRY_API int quarry_sync(quarry_db *db);
+
+/** The database's I/O back end name: "io_uring" or "posix". Static storage. */
+QUARRY_API const char *quarry_io_backend_name(quarry_db *db);
+
+/* ------------------------------------------------------------------------ */
+/* Collections                                                              */
+/* ------------------------------------------------------------------------ */
+typedef struct quarry_collection_config {
+    size_t size;                  /* sizeof(quarry_collection_config) */
+    uint32_t dim;                 /* 0 = text-only collection; else 1..QUARRY_MAX_DIM */
+    quarry_metric metric;         /* default L2 */
+    quarry_index_kind index;      /* default FLAT */
+    quarry_durability durability; /* default SYNC */
+    uint32_t interval_ms;         /* for INTERVAL; default 100 */
+    /* Index parameters, kept for the kinds that use them (0 = default). */
+    uint32_t hnsw_m;              /* default 16 */
+    uint32_t hnsw_ef_construction; /* default 200 */
+    uint32_t hnsw_ef_search;      /* default 64 */
+    uint32_t ivf_nlist;           /* default 0 = chosen from the row count */
+    uint32_t pq_m;                /* default 0 = chosen from dim */
+    uint32_t ivf_nprobe;          /* default 16 */
+} quarry_collection_config;
+
+/** Fill *cfg with defaults (dim 0, l2, flat, sync, 100 ms). */
+QUARRY_API void quarry_collection_config_init(quarry_collection_config *cfg);
+
+/**
+ * Create a collection. Durable (the manifest is replaced atomically) before it
+ * returns. `out` may be NULL when the caller does not want a handle.
+ * @return OK, INVALID (bad name or config), EXISTS, READONLY, IOERR_*, NOMEM,
+ *         UNSUPPORTED (an index kind this build cannot serve yet).
+ */
+QUARRY_API int quarry_collection_create(quarry_db *db, const char *name,
+                                        const quarry_collection_config *cfg, quarry_coll **out);
+
+/** Open a collection by name. @return OK, NOTFOUND, INVALID, NOMEM. */
+QUARRY_API int quarry_collection_open(quarry_db *db, const char *name, quarry_coll **out);
+
+/** Release a handle (the collection stays). NULL is a no-op. */
+QUARRY_API void quarry_collection_close(quarry_coll *coll);
+
+/**
+ * Drop a collection and delete its files. Handles still open on it return
+ * QUARRY_NOTFOUND from then on. @return OK, NOTFOUND, READONLY, IOERR_*.
+ */
+QUARRY_API int quarry_collection_drop(quarry_db *db, const char *name);
+
+/**
+ * List collection names, sorted. *names is one allocation holding an array of
+ * *count pointers and the strings; free it with quarry_free().
+ */
+QUARRY_API int quarry_collection_list(quarry_db *db, char ***names, size_t *count);
+
+/** Copy the collection's configuration (with defaults resolved) into *cfg. */
+QUARRY_API int quarry_collection_config_get(quarry_coll *coll, quarry_collection_config *cfg);
+
+/** The collection's name. Valid until quarry_collection_close(). */
+QUARRY_API const char *quarry_collection_name(quarry_coll *coll);
+
+/** Free memory returned by quarry_collection_list. NULL is a no-op. */
+QUARRY_API void quarry_free(void *p);
+
+/* ------------------------------------------------------------------------ */
+/* Writes                                                                   */
+/* ------------------------------------------------------------------------ */
+/**
+ * One row to upsert. Only `id` is required. Everything is copied.
+ *  id            UTF-8, 1..QUARRY_MAX_ID_LEN bytes; id_len 0 means strlen(id)
+ *  vector        NULL or `dim` finite floats (NaN/Inf rejected). Rows without
+ *                a vector are allowed (text-only rows); k-NN search never
+ *                returns them. A text-only collection (dim 0) takes no vector.
+ *  text          NULL or UTF-8; text_len 0 with text != NULL means strlen(text)
+ *  metadata      NULL or a JSON object whose values are strings, numbers,
+ *                booleans or arrays of strings; metadata_len 0 means strlen
+ */
+typedef struct quarry_row {
+    const char *id;
+    size_t id_len;
+    const float *vector;
+    uint32_t dim; /* number of floats at `vector` (must equal the collection dim) */
+    const char *text;
+    size_t text_len;
+    const char *metadata;
+    size_t metadata_len;
+} quarry_row;
+
+typedef struct quarry_batch quarry_batch;
+
+/** Start a write batch on a collection. */
+QUARRY_API int quarry_batch_new(quarry_coll *coll, quarry_batch **out);
+
+/**
+ * Validate and add an upsert to the batch (the data is copied). On error the
+ * batch is unchanged and still usable. @return OK, INVALID, MISMATCH, NOMEM, FULL.
+ */
+QUARRY_API int quarry_batch_upsert(quarry_batch *b, const quarry_row *row);
+
+/** Add a delete by id (id_len 0 = strlen). Deleting a missing id is not an error. */
+QUARRY_API int quarry_batch_delete(quarry_batch *b, const char *id, size_t id_len);
+
+/** Number of operations in the batch. */
+QUARRY_API size_t quarry_batch_count(const quarry_batch *b);
+
+/**
+ * Commit atomically: log, wait for durability per the collection's policy,
+ * apply, then return. Once it returns OK every operation is visible to readers
+ * (read-your-writes). On failure nothing is applied or visible. The batch is
+ * emptied in both cases and may be reused.
+ * @return OK, IOERR_*, FULL (disk full), PANIC, READONLY, NOTFOUND (dropped).
+ */
+QUARRY_API int quarry_batch_commit(quarry_batch *b);
+
+/** Discard a batch (uncommitted operations are dropped). NULL is a no-op. */
+QUARRY_API void quarry_batch_free(quarry_batch *b);
+
+/**
+ * Convenience: upsert `nrows` rows as one atomic batch. On a validation error
+ * nothing is written and quarry_errmsg() names the row index.
+ */
+QUARRY_API int quarry_upsert(quarry_coll *coll, const quarry_row *rows, size_t nrows);
+
+/** Convenience: delete ids as one atomic batch; *ndeleted (may be NULL) = rows that existed. */
+QUARRY_API int quarry_delete(quarry_coll *coll, const char *const *ids, size_t nids,
+                             size_t *ndeleted);
+
+/* ------------------------------------------------------------------------ */
+/* Reads                                                                    */
+/* ------------------------------------------------------------------------ */
+typedef struct quarry_doc quarry_doc;
+
+/** Fetch a row by id (id_len 0 = strlen). @return OK, NOTFOUND, INVALID. */
+QUARRY_API int quarry_get(quarry_coll *coll, const char *id, size_t id_len, quarry_doc **out);
+
+/* Accessors; the returned pointers are valid until quarry_doc_free(). */
+QUARRY_API const char *quarry_doc_id(const quarry_doc *d, size_t *len);
+/** NULL when the row has no vector; *dim receives the count. */
+QUARRY_API const float *quarry_doc_vector(const quarry_doc *d, uint32_t *dim);
+/** NULL when the row has no text. NUL-terminated. */
+QUARRY_API const char *quarry_doc_text(const quarry_doc *d, size_t *len);
+/** NULL when the row has no metadata. Compact JSON, NUL-terminated. */
+QUARRY_API const char *quarry_doc_metadata(const quarry_doc *d, size_t *len);
+QUARRY_API void quarry_doc_free(quarry_doc *d);
+
+typedef struct quarry_search_params {
+    size_t size;        /* sizeof(quarry_search_params) */
+    const char *filter; /* NULL or a JSON filter: {"field": value, ...} means every
+                           field equals the value (for arrays: contains it). */
+    uint32_t ef;        /* HNSW ef_search; 0 = collection default */
+    uint32_t nprobe;    /* IVF nprobe; 0 = collection default */
+    int exact;          /* 1 = force exact (flat) search whatever the index */
+} quarry_search_params;
+
+QUARRY_API void quarry_search_params_init(quarry_search_params *p);
+
+typedef struct quarry_result quarry_result;
+
+/**
+ * k nearest rows to `query` (dim floats, finite). Rows without a vector and
+ * rows rejected by the filter are never returned; fewer than k hits come back
+ * only when fewer rows qualify. Results are sorted by distance, ties by row age.
+ * @param params NULL for defaults
+ * @return OK, INVALID (k = 0 or > QUARRY_MAX_K, NaN, bad filter), MISMATCH
+ *         (dim), NOMEM. Any thread; runs concurrently with other readers.
+ */
+QUARRY_API int quarry_search(quarry_coll *coll, const float *query, uint32_t dim, uint32_t k,
+                             const quarry_search_params *params, quarry_result **out);
+
+QUARRY_API size_t quarry_result_count(const quarry_result *r);
+/** Id of hit i (< count); valid until quarry_result_free(). */
+QUARRY_API const char *quarry_result_id(const quarry_result *r, size_t i, size_t *len);
+QUARRY_API float quarry_result_distance(const quarry_result *r, size_t i);
+QUARRY_API void quarry_result_free(quarry_result *r);
+
+/* ------------------------------------------------------------------------ */
+/* Stats and maintenance                                                    */
+/* ------------------------------------------------------------------------ */
+typedef struct quarry_coll_stats {
+    size_t size;             /* sizeof(quarry_coll_stats) */
+    uint64_t rows;           /* live rows */
+    uint64_t rows_with_vector;
+    uint64_t dead_rows;      /* replaced or deleted versions still in memory */
+    uint64_t segments;       /* segment files, active included */
+    uint64_t disk_bytes;     /* bytes of all segment files */
+    uint64_t live_bytes_estimate; /* log bytes that belong to live rows */
+    uint64_t memory_bytes;   /* approximate heap bytes of the collection */
+    uint64_t last_lsn;       /* LSN of the last committed batch */
+    uint64_t batches;        /* batches committed since open */
+    uint64_t syncs;          /* fdatasync calls since open */
+    uint64_t compactions;    /* compactions since open */
+} quarry_coll_stats;
+
+QUARRY_API int quarry_collection_stats(quarry_coll *coll, quarry_coll_stats *st);
+
+/**
+ * Compact the collection: rewrite sealed segments keeping only live rows, swap
+ * them in through the manifest, delete the old files and reclaim dead rows in
+ * memory. Writers and readers go on meanwhile (they wait only for the final
+ * swap). `force` = 0 compacts only when at least half of the sealed bytes are
+ * dead; 1 always compacts (and seals the active segment first).
+ */
+QUARRY_API int quarry_collection_compact(quarry_coll *coll, int force);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* QUARRY_H */

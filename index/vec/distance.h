@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * distance.h -- float32 distance kernels and their run-time dispatch.
+ *
+ * Every kernel exists once per ISA: `dist_scalar.c` is the reference and the
+ * specification; `dist_avx2.c` and `dist_avx512.c` are written with SIMDe
+ * intrinsics and compiled with per-file target flags; `dist_dispatch.c`
+ * (baseline ISA) picks one table at start-up from cpuid. QUARRY_SIMD=
+ * scalar|avx2|avx512 in the environment forces a table (an ISA the CPU lacks
+ * falls back to the best supported one, with a warning on stderr).
+ *
+ * Conventions: `dim` may be any value >= 0 (0 gives 0); pointers need no
+ * alignment; l2 is the *squared* Euclidean distance; ip is the plain dot
+ * product (callers negate it to get a "smaller is closer" distance).
+ */
+#ifndef QUARRY_DISTANCE_H
+#define QUARRY_DISTANCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef float (*dist_pair_fn)(const float *a, const float *b, size_t dim);
+
+/*
+ * Batch form: out[i] = f(q, base + i*stride) for i in [0, n). `stride` is in
+ * floats (>= dim). Lets a kernel keep the query in registers across rows and
+ * prefetch ahead; it is the flat-scan hot path.
+ */
+typedef void (*dist_batch_fn)(const float *q, const float *base, size_t n, size_t dim,
+                              size_t stride, float *out);
+
+typedef struct dist_kernels {
+    const char *isa; /* "scalar", "avx2", "avx512" */
+    dist_pair_fn l2;
+    dist_pair_fn ip;
+    dist_batch_fn l2_batch;
+    dist_batch_fn ip_batch;
+} dist_kernels;
+
+/* The table chosen at start-up (thread-safe, computed once). Never NULL. */
+const dist_kernels *dist_get(void);
+
+/* A given ISA's table, or NULL if this CPU (or build) cannot run it. */
+const dist_kernels *dist_get_isa(const char *isa);
+
+/* Per-ISA tables (defined in each dist_<isa>.c). */
+extern const dist_kernels dist_kernels_scalar;
+extern const dist_kernels dist_kernels_avx2;
+extern const dist_kernels dist_kernels_avx512;
+
+/* Scalar reference kernels (also the tail loops' specification). */
+float dist_l2_f32_scalar(const float *a, const float *b, size_t dim);
+float dist_ip_f32_scalar(const float *a, const float *b, size_t dim);
+
+/* Normalise v to unit length in place. Returns 0, or -1 if its norm is 0
+ * (the vector is left unchanged: cosine is undefined for it). */
+int dist_normalize(float *v, size_t dim);
+
+#endif
