@@ -140,11 +140,12 @@ int q_filter_parse(const char *json, json_t **out) {
     json_t *v;
     json_object_foreach(o, key, v) {
         if (!(json_is_string(v) || json_is_number(v) || json_is_boolean(v))) {
-            json_decref(o);
-            return q_err(QUARRY_INVALID,
-                         "filter field \"%s\": value must be a string, number or boolean, not "
-                         "%s",
-                         key, json_kind(v));
+            int rc = q_err(QUARRY_INVALID,
+                           "filter field \"%s\": value must be a string, number or boolean, "
+                           "not %s",
+                           key, json_kind(v));
+            json_decref(o); /* after formatting: key and v live in o */
+            return rc;
         }
     }
     *out = o;

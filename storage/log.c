@@ -309,15 +309,23 @@ static void remove_orphans(seglog *log) {
 }
 
 /* Start a fresh active segment (append_mu held or single-threaded). */
+/* Reserve a segment number (rotation and compaction both take them). A number
+ * whose file could not be created is simply never used. */
+static uint64_t reserve_segno(seglog *log) {
+    pthread_mutex_lock(&log->segs_mu);
+    uint64_t segno = log->next_segment++;
+    pthread_mutex_unlock(&log->segs_mu);
+    return segno;
+}
+
 static int start_new_segment(seglog *log) {
-    uint64_t segno = log->next_segment;
+    uint64_t segno = reserve_segno(log);
     int fd;
     uint64_t salt;
     int rc = seg_create(log, log->wio, segno, &fd, &salt);
     if (rc) return rc;
     pthread_mutex_lock(&log->segs_mu);
     rc = segs_push(log, segno, SEG_HEADER_LEN, log->last_lsn);
-    if (!rc) log->next_segment++;
     pthread_mutex_unlock(&log->segs_mu);
     if (rc) {
         close(fd);
@@ -712,9 +720,7 @@ int seglog_compact(seglog *log, const uint64_t *sealed, size_t nsealed, seglog_f
                 }
                 news = nn;
             }
-            pthread_mutex_lock(&log->segs_mu);
-            uint64_t segno = log->next_segment++;
-            pthread_mutex_unlock(&log->segs_mu);
+            uint64_t segno = reserve_segno(log);
             if ((rc = seg_create(log, io, segno, &fd, &salt))) break;
             news[nnew++] = segno;
             off = SEG_HEADER_LEN, nrec = 0;
