@@ -327,7 +327,8 @@ typedef struct quarry_doc quarry_doc;
 /** Fetch a row by id (id_len 0 = strlen). @return OK, NOTFOUND, INVALID. */
 QUARRY_API int quarry_get(quarry_coll *coll, const char *id, size_t id_len, quarry_doc **out);
 
-/* Accessors; the returned pointers are valid until quarry_doc_free(). */
+/* Accessors; the returned pointers are valid until quarry_doc_free(). Every
+ * string is NUL-terminated; `len`/`dim` out-parameters may be NULL. */
 QUARRY_API const char *quarry_doc_id(const quarry_doc *d, size_t *len);
 /** NULL when the row has no vector; *dim receives the count. */
 QUARRY_API const float *quarry_doc_vector(const quarry_doc *d, uint32_t *dim);
@@ -362,7 +363,8 @@ QUARRY_API int quarry_search(quarry_coll *coll, const float *query, uint32_t dim
                              const quarry_search_params *params, quarry_result **out);
 
 QUARRY_API size_t quarry_result_count(const quarry_result *r);
-/** Id of hit i (< count); valid until quarry_result_free(). */
+/** Id of hit i (< count), NUL-terminated; *len (may be NULL) gets its length.
+ *  Valid until quarry_result_free(). NULL when i is out of range. */
 QUARRY_API const char *quarry_result_id(const quarry_result *r, size_t i, size_t *len);
 QUARRY_API float quarry_result_distance(const quarry_result *r, size_t i);
 QUARRY_API void quarry_result_free(quarry_result *r);
