@@ -14,8 +14,8 @@
  *  - Batch kernels: four rows at a time, two accumulators per row, each query
  *    chunk loaded once per four rows; the four sums are reduced together with
  *    three horizontal adds and stored with one 128-bit store.
- *  - Prefetch of the rows QUARRY_DIST_PF_BYTES ahead (rounded up to a group of
- *    four), clamped to the rows of the call.
+ *  - Optional software prefetch of the rows QUARRY_DIST_PF_BYTES ahead, off
+ *    by default (see dist_avx512.c for why).
  */
 #include "distance.h"
 
@@ -25,7 +25,7 @@
 #include <simde/x86/fma.h>
 
 #ifndef QUARRY_DIST_PF_BYTES
-#define QUARRY_DIST_PF_BYTES 1024
+#define QUARRY_DIST_PF_BYTES 0
 #endif
 
 /* mask_tab + 8 - r selects the first r (0..8) lanes. */
@@ -41,7 +41,8 @@ static inline simde__m256 load_part(const float *p, simde__m256i m) {
 }
 
 static inline float hsum8(simde__m256 v) {
-    simde__m128 s4 = simde_mm_add_ps(simde_mm256_castps256_ps128(v), simde_mm256_extractf128_ps(v, 1));
+    simde__m128 s4 = simde_mm_add_ps(simde_mm256_castps256_ps128(v),
+                                     simde_mm256_extractf128_ps(v, 1));
     simde__m128 s2 = simde_mm_add_ps(s4, simde_mm_movehl_ps(s4, s4));
     simde__m128 s1 = simde_mm_add_ss(s2, simde_mm_shuffle_ps(s2, s2, 0x55));
     return simde_mm_cvtss_f32(s1);
@@ -120,13 +121,11 @@ static inline size_t pf_rows(size_t stride) {
         const float *r2 = r1 + stride, *r3 = r2 + stride;                                   \
         const float *p0 = (ahead && i + ahead + 4 <= n) ? r0 + ahead * stride : r0;         \
         const float *p1 = p0 + stride, *p2 = p1 + stride, *p3 = p2 + stride;                \
+        if (ahead) { PF(p0); PF(p1); PF(p2); PF(p3); }                                      \
         simde__m256 a0 = simde_mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;               \
         simde__m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0;                                     \
         size_t j = 0;                                                                       \
         for (; j + 16 <= dim; j += 16) {                                                    \
-            if (ahead) {                                                                    \
-                PF(p0 + j); PF(p1 + j); PF(p2 + j); PF(p3 + j);                             \
-            }                                                                               \
             simde__m256 qa = simde_mm256_loadu_ps(q + j);                                   \
             simde__m256 qb = simde_mm256_loadu_ps(q + j + 8);                               \
             ACC(a0, qa, simde_mm256_loadu_ps(r0 + j));                                      \
@@ -139,7 +138,6 @@ static inline size_t pf_rows(size_t stride) {
             ACC(b3, qb, simde_mm256_loadu_ps(r3 + j + 8));                                  \
         }                                                                                   \
         if (j + 8 <= dim) {                                                                 \
-            if (ahead) { PF(p0 + j); PF(p1 + j); PF(p2 + j); PF(p3 + j); }                  \
             simde__m256 qa = simde_mm256_loadu_ps(q + j);                                   \
             ACC(a0, qa, simde_mm256_loadu_ps(r0 + j));                                      \
             ACC(a1, qa, simde_mm256_loadu_ps(r1 + j));                                      \
