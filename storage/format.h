@@ -94,6 +94,32 @@
  *   checksum matches, and the payload is well formed for its type (every
  *   length within bounds, flags consistent, operations filling the payload).
  *
+ * ============================================================== CHECKPOINT FILE
+ *
+ *   DB/c-<id>/ckpt-<lsn>.<kind>   an index checkpoint (kind "hnsw": the graph)
+ *
+ *   offset size  field
+ *   0      8     magic "QRYCKPT1"
+ *   8      4     format version = 1
+ *   12     4     kind: 1 = HNSW graph
+ *   16     4     collection id
+ *   20     4     rows: row numbers [0, rows) the index covers
+ *   24     8     LSN: the index reflects every batch with LSN <= this one
+ *   32     8     payload_len
+ *   40     8     XXH3-64 of the payload
+ *   48     8     XXH3-64 of bytes [0, 48)
+ *   56     ...   payload: the index's own serialisation (index/hnsw/hnsw_serde.c)
+ *
+ * The manifest names the collection's current checkpoint ("checkpoint":
+ * {"file", "lsn", "rows"}). A checkpoint is USED only if the file is valid
+ * (both checksums, header fields as named in the manifest, the payload
+ * decodes) AND replaying the log reaches that LSN with exactly `rows` row
+ * versions numbered (so the numbering the graph refers to is the one replay
+ * produced). Otherwise it is ignored with a warning and the index is rebuilt
+ * from the log: a checkpoint only ever saves time, it is never the only copy
+ * of anything. Compaction renumbers rows, so it removes the checkpoint from
+ * the manifest before it installs new segments.
+ *
  * ============================================================== INVARIANTS
  *
  *  (1) Bytes before a segment's committed end are never rewritten. The only
@@ -121,6 +147,11 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#define CKPT_MAGIC "QRYCKPT1"
+#define CKPT_VERSION 1
+#define CKPT_HEADER_LEN 56
+#define CKPT_KIND_HNSW 1
 
 #define MANIFEST_MAGIC "QRYMANIF"
 #define MANIFEST_VERSION 1

@@ -53,7 +53,16 @@ int manifest_encode(const manifest *m, uint8_t **buf, size_t *len) {
             (json_int_t)c->ivf_nlist, "pq_m", (json_int_t)c->pq_m, "ivf_nprobe",
             (json_int_t)c->ivf_nprobe, "next_segment", (json_int_t)c->next_segment, "segments",
             segs);
-        if (!o || json_array_append_new(arr, o)) goto nomem;
+        if (!o) goto nomem;
+        if (c->ckpt_file[0]) {
+            json_t *ck = json_pack("{s:s, s:I, s:I}", "file", c->ckpt_file, "lsn",
+                                   (json_int_t)c->ckpt_lsn, "rows", (json_int_t)c->ckpt_rows);
+            if (!ck || json_object_set_new(o, "checkpoint", ck)) {
+                json_decref(o);
+                goto nomem;
+            }
+        }
+        if (json_array_append_new(arr, o)) goto nomem;
     }
     char *body = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (!body) goto nomem;
@@ -180,6 +189,17 @@ int manifest_decode(const uint8_t *buf, size_t len, manifest *m) {
                     BAD("manifest: collection '%s': segment listed twice", name);
         }
         c->nsegments = ns;
+        json_t *ck = json_object_get(o, "checkpoint");
+        if (ck) {
+            const char *file = json_string_value(json_object_get(ck, "file"));
+            uint64_t cl, cr;
+            if (!json_is_object(ck) || !file || !*file || strlen(file) >= sizeof c->ckpt_file ||
+                strchr(file, '/') || get_uint(ck, "lsn", INT64_MAX, &cl) ||
+                get_uint(ck, "rows", UINT32_MAX, &cr))
+                BAD("manifest: collection '%s': bad checkpoint entry", name);
+            strcpy(c->ckpt_file, file);
+            c->ckpt_lsn = cl, c->ckpt_rows = (uint32_t)cr;
+        }
         for (size_t k = 0; k < i; k++)
             if (m->colls[k].id == c->id || !strcmp(m->colls[k].name, c->name))
                 BAD("manifest: collection '%s' listed twice", name);

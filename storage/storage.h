@@ -125,6 +125,9 @@ typedef struct manifest_coll {
     uint64_t next_segment;
     uint64_t *segments; /* q_malloc'd */
     size_t nsegments;
+    char ckpt_file[64]; /* "" = no checkpoint */
+    uint64_t ckpt_lsn;
+    uint32_t ckpt_rows;
 } manifest_coll;
 
 typedef struct manifest {
@@ -142,6 +145,23 @@ void manifest_clear(manifest *m);
 int manifest_read(const char *dbdir, io_ctx *io, manifest *out);
 /* Atomically replace DB/MANIFEST (tmp + fsync + rename + fsync dir). */
 int manifest_write(const char *dbdir, io_ctx *io, const manifest *m);
+
+/* ------------------------------------------------------------ checkpoints */
+typedef struct ckpt_info {
+    uint32_t kind, coll_id, rows;
+    uint64_t lsn;
+} ckpt_info;
+
+/* Write dir/name atomically (tmp, fsync, rename, fsync dir). 0 or an rc. */
+int ckpt_write(const char *dir, const char *name, const ckpt_info *info, const uint8_t *payload,
+               size_t len);
+/* Read and verify dir/name against `want` (every field must match).
+ * On success *payload (q_malloc'd) and *len. CORRUPT / NOTFOUND / IOERR. */
+int ckpt_read(const char *dir, const char *name, const ckpt_info *want, uint8_t **payload,
+              size_t *len);
+/* Decode a checkpoint held in memory (hostile bytes); payload points into buf. */
+int ckpt_decode(const uint8_t *buf, size_t len, ckpt_info *info, const uint8_t **payload,
+                size_t *plen);
 
 /* fsync a directory. 0 or an rc. */
 int storage_fsync_dir(const char *dir);
