@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "qcommon.h"
@@ -23,6 +24,29 @@ void *q_malloc_aligned(size_t n) {
     return p;
 }
 void q_free_aligned(void *p) { free(p); }
+
+static size_t region_round(size_t n) { return (n + 4095) & ~(size_t)4095; }
+
+void *q_region_resize(void *old, size_t old_len, size_t new_len) {
+    size_t ol = region_round(old_len), nl = region_round(new_len ? new_len : 1);
+    void *p;
+    if (!old || ol == 0) {
+        p = mmap(NULL, nl, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    } else if (ol == nl) {
+        return old;
+    } else {
+        p = mremap(old, ol, nl, MREMAP_MAYMOVE);
+    }
+    if (p == MAP_FAILED) return NULL;
+#ifdef MADV_HUGEPAGE
+    if (nl >= (4u << 20)) madvise(p, nl, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
+void q_region_free(void *p, size_t len) {
+    if (p) munmap(p, region_round(len));
+}
 
 char *q_strndup(const char *s, size_t n) {
     char *p = q_malloc(n + 1);

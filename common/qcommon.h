@@ -26,6 +26,12 @@ void q_free(void *p);
 void *q_malloc_aligned(size_t n);
 void q_free_aligned(void *p);
 char *q_strndup(const char *s, size_t n);
+/* Large, growable, page-aligned regions (vectors): mmap'd, grown with mremap so
+ * growth never copies, transparent huge pages advised. Resize returns NULL on
+ * failure with the old region untouched; lengths are the caller's byte counts
+ * (rounded internally). q_region_resize(NULL, 0, n) allocates. */
+void *q_region_resize(void *old, size_t old_len, size_t new_len);
+void q_region_free(void *p, size_t len);
 
 /* Record an error for quarry_errmsg()/quarry_errcode() and return rc. */
 int q_err(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

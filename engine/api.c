@@ -237,7 +237,7 @@ static int apply_ordered(quarry_coll *c, uint64_t lsn, uint64_t segno, const uin
     while (c->applied_lsn + 1 != lsn) pthread_cond_wait(&c->apply_cv, &c->apply_mu);
     if (ok && !c->panic) {
         pthread_rwlock_wrlock(&c->rw);
-        rc = coll_apply(c, segno, payload, len, ndeleted);
+        rc = coll_apply(c, segno, lsn, payload, len, ndeleted);
         pthread_rwlock_unlock(&c->rw);
         if (rc) {
             /* the log has the batch but memory cannot follow: refuse writes */
@@ -359,7 +359,7 @@ int quarry_get(quarry_coll *c, const char *id, size_t id_len, quarry_doc **out) 
     char *p = (char *)(d + 1);
     if (dim) {
         d->vec = (float *)p;
-        memcpy(d->vec, c->vecs + (size_t)r * c->cfg.dim, (size_t)dim * 4);
+        memcpy(d->vec, coll_vec(c, (uint32_t)r), (size_t)dim * 4);
         p += (size_t)dim * 4;
     }
     d->dim = dim;
@@ -418,6 +418,60 @@ static int filter_accept(void *ctx, uint32_t r) {
     return q_filter_match(f->filter, f->rows[r].meta);
 }
 
+/* Below this many live vectors a collection is searched exactly: a flat scan
+ * of a few thousand rows is as fast as a graph search and exact. */
+#define SEARCH_FLAT_BELOW 2048
+/* A filtered query goes to the exact path when the estimated number of rows
+ * passing the filter is below this fraction of the live vectors (the graph's
+ * recall drops for very selective filters: the filtered walk finds too few
+ * passing neighbours), or below SEARCH_FILTER_MIN_ROWS rows. */
+#define SEARCH_FILTER_MIN_FRACTION 0.02
+#define SEARCH_FILTER_MIN_ROWS 4096
+#define SEARCH_FILTER_SAMPLE 512
+
+/* Estimate the fraction of live vector rows passing the filter from a
+ * deterministic sample (read lock held). */
+static double filter_selectivity(quarry_coll *c, const json_t *filter) {
+    uint32_t seen = 0, pass = 0;
+    uint64_t s = 0x9E3779B97F4A7C15ull;
+    for (int tries = 0; tries < SEARCH_FILTER_SAMPLE * 4 && seen < SEARCH_FILTER_SAMPLE; tries++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        uint32_t r = (uint32_t)(s % c->nrows);
+        if (!(c->live_vec[r / 64] >> (r % 64) & 1)) continue;
+        seen++;
+        pass += (uint32_t)q_filter_match(filter, c->rows[r].meta);
+    }
+    return seen ? (double)pass / seen : 0.0;
+}
+
+/* The k best hits for a query (read lock held): HNSW when the collection has
+ * a graph and the query suits it, exact otherwise. A graph search that comes
+ * back with fewer than k hits is redone exactly, so a query returns k rows
+ * whenever k rows qualify. */
+static size_t search_hits(quarry_coll *c, const float *query, uint32_t k, uint32_t ef, int exact,
+                          const json_t *filter, topk_hit *hits) {
+    filter_ctx fc = {c->rows, filter};
+    int graph = c->graph && !exact && c->nlive_vec >= SEARCH_FLAT_BELOW;
+    if (graph && filter) {
+        double est = filter_selectivity(c, filter) * (double)c->nlive_vec;
+        if (est < SEARCH_FILTER_MIN_FRACTION * (double)c->nlive_vec || est < SEARCH_FILTER_MIN_ROWS)
+            graph = 0;
+    }
+    atomic_fetch_add(&c->searches, 1);
+    if (graph) {
+        size_t n = hnsw_search(c->graph, query, k, ef ? ef : c->cfg.hnsw_ef_search,
+                               filter ? filter_accept : NULL, &fc, hits);
+        if (n == k || n == c->nlive_vec) return n;
+    }
+    atomic_fetch_add(&c->searches_exact, 1);
+    size_t stride;
+    const float *base = coll_vec_base(c, &stride);
+    flat_scan s = {NULL,     (flat_metric)c->cfg.metric, base,
+                   c->nrows, c->cfg.dim,                 stride,
+                   c->live_vec, filter ? filter_accept : NULL, &fc};
+    return flat_search(&s, query, k, hits);
+}
+
 int quarry_search(quarry_coll *c, const float *query, uint32_t dim, uint32_t k,
                   const quarry_search_params *params, quarry_result **out) {
     q_err_clear();
@@ -474,17 +528,8 @@ int quarry_search(quarry_coll *c, const float *query, uint32_t dim, uint32_t k,
         goto leave;
     }
     pthread_rwlock_rdlock(&c->rw);
-    filter_ctx fc = {c->rows, filter};
-    flat_scan s = {NULL,
-                   (flat_metric)c->cfg.metric,
-                   c->vecs,
-                   c->nrows,
-                   c->cfg.dim,
-                   c->cfg.dim,
-                   c->live_vec,
-                   filter ? filter_accept : NULL,
-                   &fc};
-    size_t n = flat_search(&s, query, k, hits);
+    size_t n = search_hits(c, query, k, params ? params->ef : 0, params ? params->exact : 0,
+                           filter, hits);
     size_t idbytes = 0;
     for (size_t i = 0; i < n; i++) idbytes += c->rows[hits[i].row].id_len + 1;
     quarry_result *res = q_calloc(1, sizeof *res + n * (sizeof(float) + 8) + idbytes + 8);
@@ -547,8 +592,9 @@ int quarry_collection_stats(quarry_coll *c, quarry_coll_stats *st) {
     st->rows_with_vector = c->nlive_vec;
     st->dead_rows = c->ndead;
     for (size_t i = 0; i < c->nsegst; i++) st->live_bytes_estimate += c->segst[i].live_bytes;
-    uint64_t mem = (uint64_t)c->rows_cap * (sizeof(row) + (uint64_t)c->cfg.dim * 4 + 1) +
-                   c->map.cap * sizeof(idmap_slot);
+    uint64_t mem = (uint64_t)c->rows_cap * (sizeof(row) + 1) + c->map.cap * sizeof(idmap_slot);
+    st->index_bytes = c->graph ? hnsw_memory(c->graph) : (uint64_t)c->rows_cap * c->cfg.dim * 4;
+    mem += st->index_bytes;
     for (uint32_t r = 0; r < c->nrows; r++)
         if (c->rows[r].blob)
             mem += c->rows[r].id_len + c->rows[r].text_len + c->rows[r].meta_len + 3;
@@ -560,6 +606,8 @@ int quarry_collection_stats(quarry_coll *c, quarry_coll_stats *st) {
     st->syncs = ls.syncs;
     st->batches = atomic_load(&c->batches);
     st->compactions = atomic_load(&c->compactions);
+    st->searches = atomic_load(&c->searches);
+    st->searches_exact = atomic_load(&c->searches_exact);
     coll_leave(c);
     return 0;
 }

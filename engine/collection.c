@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "engine/engine.h"
 
@@ -42,7 +43,9 @@ static void free_rows(struct quarry_coll *c) {
         json_decref(c->rows[r].meta);
     }
     q_free(c->rows);
-    q_free_aligned(c->vecs);
+    q_region_free(c->vecs, (size_t)c->rows_cap * c->cfg.dim * sizeof(float));
+    hnsw_free(c->graph);
+    c->graph = NULL;
     q_free(c->live_vec);
     idmap_free(&c->map);
     q_free(c->segst);
@@ -103,11 +106,14 @@ static int grow_rows(struct quarry_coll *c, uint32_t need) {
     if (!bits) return q_err(QUARRY_NOMEM, "out of memory (row bitmap)");
     memset(bits + old_words, 0, (words - old_words) * sizeof *bits);
     c->live_vec = bits;
-    if (c->cfg.dim) {
-        float *v = q_malloc_aligned((size_t)cap * c->cfg.dim * sizeof(float));
+    if (c->graph) {
+        if (hnsw_reserve(c->graph, (uint32_t)cap) != 0)
+            return q_err(QUARRY_NOMEM, "out of memory (graph for %" PRIu64 " rows)", cap);
+    } else if (c->cfg.dim) {
+        /* mremap: growth moves page tables, never the vectors */
+        size_t vb = (size_t)c->cfg.dim * sizeof(float);
+        float *v = q_region_resize(c->vecs, (size_t)c->rows_cap * vb, (size_t)cap * vb);
         if (!v) return q_err(QUARRY_NOMEM, "out of memory (vectors for %" PRIu64 " rows)", cap);
-        if (c->vecs) memcpy(v, c->vecs, (size_t)c->nrows * c->cfg.dim * sizeof(float));
-        q_free_aligned(c->vecs);
         c->vecs = v;
     }
     c->rows_cap = (uint32_t)cap;
@@ -121,6 +127,10 @@ static void kill_row(struct quarry_coll *c, uint32_t r) {
     if (rw->flags & ROW_VEC) {
         c->live_vec[r / 64] &= ~(1ull << (r % 64));
         c->nlive_vec--;
+        if (c->graph && hnsw_contains(c->graph, r)) {
+            hnsw_delete(c->graph, r);
+            c->graph_changes++;
+        }
     }
     segstat *s = segstat_get(c, rw->segno);
     if (s) s->live_bytes -= rw->enc_len;
@@ -135,13 +145,32 @@ typedef struct prepared {
     json_t *meta;
 } prepared;
 
-int coll_apply(struct quarry_coll *c, uint64_t segno, const uint8_t *payload, uint32_t len,
-               size_t *ndeleted) {
+/* Insert the rows of a batch that have a vector and are still live into the
+ * graph: in parallel for large batches. Called with the write lock held. */
+static int graph_insert_rows(struct quarry_coll *c, uint32_t *rows, size_t n) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (c->rows[rows[i]].flags & ROW_LIVE) rows[k++] = rows[i];
+    if (k == 0) return 0;
+    int rc = k >= 256 ? hnsw_insert_batch(c->graph, rows, k, 2) : 0;
+    for (size_t i = 0; k < 256 && i < k && !rc; i++) rc = hnsw_insert(c->graph, rows[i]);
+    c->graph_changes += k;
+    return rc ? q_err(rc, "inserting into the HNSW graph failed (out of memory)") : 0;
+}
+
+int coll_apply(struct quarry_coll *c, uint64_t segno, uint64_t lsn, const uint8_t *payload,
+               uint32_t len, size_t *ndeleted) {
     uint32_t nops = get_u32(payload + 8), pos, nup = 0, i = 0;
     op_view op;
     int rc = 0, more;
     prepared *prep = q_calloc(nops, sizeof *prep);
-    if (!prep) return q_err(QUARRY_NOMEM, "out of memory");
+    uint32_t *newvec = q_malloc((size_t)nops * sizeof *newvec);
+    size_t nnew = 0;
+    if (!prep || !newvec) {
+        q_free(prep);
+        q_free(newvec);
+        return q_err(QUARRY_NOMEM, "out of memory");
+    }
 
     /* ---- prepare: every allocation the batch needs */
     for (pos = BATCH_PREFIX_LEN; (more = batch_next_op(payload, len, &pos, &op)) == 1; i++) {
@@ -183,7 +212,7 @@ int coll_apply(struct quarry_coll *c, uint64_t segno, const uint8_t *payload, ui
         goto fail;
     }
     if ((rc = grow_rows(c, c->nrows + nup))) goto fail;
-    if ((rc = idmap_reserve(&c->map, c->rows, nup))) goto fail;
+    if ((rc = idmap_reserve(&c->map, nup))) goto fail;
     if ((rc = segstat_reserve(c, segno))) goto fail;
 
     /* ---- install: cannot fail from here on */
@@ -208,7 +237,8 @@ int coll_apply(struct quarry_coll *c, uint64_t segno, const uint8_t *payload, ui
         if (op.text) rw->flags |= ROW_TEXT;
         if (op.meta) rw->flags |= ROW_META;
         if (op.vector) {
-            memcpy(c->vecs + (size_t)r * c->cfg.dim, op.vector, (size_t)op.dim * 4);
+            memcpy(coll_vec(c, r), op.vector, (size_t)op.dim * 4);
+            newvec[nnew++] = r;
             rw->flags |= ROW_VEC;
             c->live_vec[r / 64] |= 1ull << (r % 64);
             c->nlive_vec++;
@@ -219,22 +249,153 @@ int coll_apply(struct quarry_coll *c, uint64_t segno, const uint8_t *payload, ui
         if (old >= 0) kill_row(c, (uint32_t)old);
     }
     if (ndeleted) *ndeleted = ndel;
+    c->mem_lsn = lsn;
+    /* During replay the graph is built once at the end (or loaded). */
+    if (c->graph && !c->replaying) rc = graph_insert_rows(c, newvec, nnew);
     q_free(prep);
-    return 0;
+    q_free(newvec);
+    return rc;
 fail:
     for (uint32_t j = 0; j < nops; j++) {
         q_free(prep[j].blob);
         json_decref(prep[j].meta);
     }
     q_free(prep);
+    q_free(newvec);
     return rc;
 }
 
 int coll_replay(void *ctx, uint64_t segno, uint64_t lsn, const uint8_t *payload, uint32_t len,
                 uint32_t rec_len) {
     struct quarry_coll *c = ctx;
-    int rc = coll_apply(c, segno, payload, len, NULL);
-    if (rc == 0) c->applied_lsn = lsn;
+    int rc = coll_apply(c, segno, lsn, payload, len, NULL);
+    if (rc == 0) {
+        c->applied_lsn = lsn;
+        if (c->ckpt_file[0] && lsn <= c->ckpt_lsn) c->ckpt_rows_seen = c->nrows;
+    }
+    return rc;
+}
+
+/* ============================================================== index */
+
+int coll_index_init(struct quarry_coll *c) {
+    if (c->cfg.index != QUARRY_INDEX_HNSW) return 0;
+    hnsw_config hc = {(flat_metric)c->cfg.metric, c->cfg.dim, c->cfg.hnsw_m,
+                      c->cfg.hnsw_ef_construction, 0x5eed0000u + c->id, NULL};
+    int rc = hnsw_new(&hc, &c->graph);
+    return rc ? q_err(rc, "cannot create the HNSW index") : 0;
+}
+
+/* (Re)build the graph from every live row with a vector, on both cores. */
+static int graph_build_all(struct quarry_coll *c, uint32_t from) {
+    uint32_t *rows = q_malloc(((size_t)c->nrows + 1) * sizeof *rows);
+    if (!rows) return q_err(QUARRY_NOMEM, "out of memory");
+    size_t n = 0;
+    for (uint32_t r = from; r < c->nrows; r++)
+        if ((c->rows[r].flags & (ROW_LIVE | ROW_VEC)) == (ROW_LIVE | ROW_VEC)) rows[n++] = r;
+    int rc = n ? hnsw_insert_batch(c->graph, rows, n, 2) : 0;
+    q_free(rows);
+    c->graph_changes += n;
+    return rc ? q_err(rc, "building the HNSW graph failed (out of memory)") : 0;
+}
+
+static int graph_fresh(struct quarry_coll *c) {
+    /* a new, empty graph holding the current vectors */
+    hnsw *old = c->graph;
+    c->graph = NULL;
+    int rc = coll_index_init(c);
+    if (!rc) rc = hnsw_reserve(c->graph, c->rows_cap ? c->rows_cap : 1);
+    if (rc) {
+        hnsw_free(c->graph);
+        c->graph = old;
+        return rc ? q_err(rc, "out of memory (graph)") : 0;
+    }
+    for (uint32_t r = 0; r < c->nrows; r++)
+        if (c->rows[r].flags & ROW_VEC)
+            memcpy(hnsw_vector(c->graph, r), hnsw_vector(old, r), (size_t)c->cfg.dim * 4);
+    hnsw_free(old);
+    return 0;
+}
+
+static int load_checkpoint(struct quarry_coll *c) {
+    if (!c->ckpt_file[0]) return QUARRY_NOTFOUND;
+    if (c->mem_lsn < c->ckpt_lsn || c->ckpt_rows_seen != c->ckpt_rows || c->ckpt_rows > c->nrows)
+        return q_err(QUARRY_CORRUPT, "checkpoint %s does not match the log (LSN %" PRIu64
+                                     ", %u rows; the log has %u rows at that LSN)",
+                     c->ckpt_file, c->ckpt_lsn, c->ckpt_rows, c->ckpt_rows_seen);
+    ckpt_info want = {CKPT_KIND_HNSW, c->id, c->ckpt_rows, c->ckpt_lsn};
+    uint8_t *buf;
+    size_t len;
+    int rc = ckpt_read(c->dir, c->ckpt_file, &want, &buf, &len);
+    if (rc) return rc;
+    rc = hnsw_deserialize(c->graph, buf, len, c->ckpt_rows);
+    q_free(buf);
+    if (rc) return q_err(rc, "checkpoint %s: the graph does not decode", c->ckpt_file);
+    /* rows that died after the checkpoint: tombstone them */
+    for (uint32_t r = 0; r < c->ckpt_rows; r++)
+        if ((c->rows[r].flags & (ROW_VEC | ROW_LIVE)) == ROW_VEC && hnsw_contains(c->graph, r) &&
+            !hnsw_is_deleted(c->graph, r))
+            hnsw_delete(c->graph, r);
+    return 0;
+}
+
+int coll_finish_replay(struct quarry_coll *c) {
+    c->replaying = 0;
+    if (!c->graph) return 0;
+    int rc = load_checkpoint(c);
+    if (rc == 0) {
+        c->graph_changes = 0;
+        return graph_build_all(c, c->ckpt_rows); /* the tail after the checkpoint */
+    }
+    if (rc != QUARRY_NOTFOUND)
+        fprintf(stderr, "quarry: warning: collection '%s': %s; rebuilding the graph from the log\n",
+                c->name, quarry_errmsg());
+    if (rc != QUARRY_NOTFOUND && (rc = graph_fresh(c))) return rc;
+    q_err_clear();
+    return graph_build_all(c, 0);
+}
+
+uint64_t coll_checkpoint_due(struct quarry_coll *c) { return c->graph ? c->graph_changes : 0; }
+
+int coll_checkpoint(struct quarry_coll *c) {
+    if (!c->graph || c->db->opts.read_only) return 0;
+    pthread_mutex_lock(&c->compact_mu);
+    pthread_rwlock_rdlock(&c->rw);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    ckpt_info info = {CKPT_KIND_HNSW, c->id, c->nrows, c->mem_lsn};
+    int rc = 0;
+    int changed = c->graph_changes != 0 || !c->ckpt_file[0];
+    uint64_t changes = c->graph_changes;
+    if (changed) rc = hnsw_serialize(c->graph, &buf, &len);
+    pthread_rwlock_unlock(&c->rw);
+    if (!changed || rc) goto out;
+    char name[64], old[64];
+    snprintf(name, sizeof name, "ckpt-%020" PRIu64 "-%u.hnsw", info.lsn, info.rows);
+    if ((rc = ckpt_write(c->dir, name, &info, buf, len))) goto out;
+    snprintf(old, sizeof old, "%s", c->ckpt_file);
+    pthread_mutex_lock(&c->db->mu);
+    snprintf(c->ckpt_file, sizeof c->ckpt_file, "%s", name);
+    uint64_t ol = c->ckpt_lsn;
+    uint32_t orow = c->ckpt_rows;
+    c->ckpt_lsn = info.lsn, c->ckpt_rows = info.rows;
+    rc = db_write_manifest_locked(c->db);
+    if (rc) {
+        snprintf(c->ckpt_file, sizeof c->ckpt_file, "%s", old);
+        c->ckpt_lsn = ol, c->ckpt_rows = orow;
+    }
+    pthread_mutex_unlock(&c->db->mu);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", c->dir, rc ? name : old);
+    if (rc || old[0]) unlink(path);
+    if (!rc) {
+        pthread_rwlock_wrlock(&c->rw);
+        c->graph_changes -= changes < c->graph_changes ? changes : c->graph_changes;
+        pthread_rwlock_unlock(&c->rw);
+    }
+out:
+    q_free(buf);
+    pthread_mutex_unlock(&c->compact_mu);
     return rc;
 }
 
@@ -249,9 +410,8 @@ int coll_vacuum(struct quarry_coll *c) {
         if (!(c->rows[r].flags & ROW_LIVE)) continue;
         if (n != r) {
             c->rows[n] = c->rows[r];
-            if (c->cfg.dim)
-                memmove(c->vecs + (size_t)n * c->cfg.dim, c->vecs + (size_t)r * c->cfg.dim,
-                        (size_t)c->cfg.dim * sizeof(float));
+            if (c->cfg.dim && (c->rows[n].flags & ROW_VEC))
+                memmove(coll_vec(c, n), coll_vec(c, r), (size_t)c->cfg.dim * sizeof(float));
         }
         n++;
     }
@@ -262,7 +422,7 @@ int coll_vacuum(struct quarry_coll *c) {
     c->ndead = 0;
     /* rebuild the id map at the right size */
     idmap_free(&c->map);
-    rc = idmap_reserve(&c->map, c->rows, n);
+    rc = idmap_reserve(&c->map, n);
     if (rc) {
         c->panic = 1; /* cannot find rows by id any more */
         goto out;
@@ -272,6 +432,9 @@ int coll_vacuum(struct quarry_coll *c) {
         idmap_put(&c->map, c->rows, row_id(rw), rw->id_len, idmap_hash(row_id(rw), rw->id_len),
                   r);
     }
+    /* Row numbers changed: the graph is rebuilt over the live rows (this is
+     * also what repairs the tombstones). */
+    if (c->graph && ((rc = graph_fresh(c)) || (rc = graph_build_all(c, 0)))) c->panic = 1;
 out:
     pthread_rwlock_unlock(&c->rw);
     return rc;
@@ -323,7 +486,7 @@ static int64_t compact_fill(void *vctx, uint64_t segno, uint8_t *buf, size_t cap
             f->mv = m, f->mv_cap = mc;
         }
         op_encode(buf + off, OP_UPSERT, row_id(rw), rw->id_len,
-                  dim ? c->vecs + (size_t)f->cursor * c->cfg.dim : NULL, dim,
+                  dim ? coll_vec(c, f->cursor) : NULL, dim,
                   (rw->flags & ROW_TEXT) ? row_text(rw) : NULL, rw->text_len,
                   (rw->flags & ROW_META) ? row_meta(rw) : NULL, rw->meta_len);
         f->mv[f->nmv++] = (moved){f->cursor, segno};
@@ -347,6 +510,22 @@ int coll_compact(struct quarry_coll *c, int force) {
     size_t nsealed = 0;
     fill_ctx f = {0};
     if (force && (rc = seglog_rotate(c->log))) goto out;
+    /* Compaction renumbers rows: the checkpoint stops matching the log, so it
+     * leaves the manifest before the new segments arrive (format.h). */
+    if (c->ckpt_file[0]) {
+        char old[64];
+        snprintf(old, sizeof old, "%s", c->ckpt_file);
+        pthread_mutex_lock(&c->db->mu);
+        c->ckpt_file[0] = 0;
+        rc = db_write_manifest_locked(c->db);
+        if (rc) snprintf(c->ckpt_file, sizeof c->ckpt_file, "%s", old);
+        pthread_mutex_unlock(&c->db->mu);
+        if (rc) goto out;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", c->dir, old);
+        unlink(path);
+        c->graph_changes++; /* a fresh checkpoint is due */
+    }
     if ((rc = seglog_sealed(c->log, &sealed, &nsealed))) goto out;
     if (nsealed > 0) {
         uint64_t total = 0, live = 0;

@@ -20,7 +20,7 @@
 /* ============================================================== manifest */
 
 /* Write the manifest from the in-memory state. Caller holds db->mu. */
-static int write_manifest_locked(struct quarry_db *db) {
+int db_write_manifest_locked(struct quarry_db *db) {
     if (db->opts.read_only) return 0;
     manifest m = {0};
     m.next_collection_id = db->next_collection_id;
@@ -39,6 +39,8 @@ static int write_manifest_locked(struct quarry_db *db) {
         mc->hnsw_m = c->cfg.hnsw_m, mc->hnsw_ef_construction = c->cfg.hnsw_ef_construction;
         mc->hnsw_ef_search = c->cfg.hnsw_ef_search, mc->ivf_nlist = c->cfg.ivf_nlist;
         mc->pq_m = c->cfg.pq_m, mc->ivf_nprobe = c->cfg.ivf_nprobe;
+        snprintf(mc->ckpt_file, sizeof mc->ckpt_file, "%s", c->ckpt_file);
+        mc->ckpt_lsn = c->ckpt_lsn, mc->ckpt_rows = c->ckpt_rows;
         if (c->log) {
             rc = seglog_segments(c->log, &mc->segments, &mc->nsegments, &mc->next_segment);
             if (rc) goto out;
@@ -58,19 +60,23 @@ int db_on_segments(void *ctx) {
     struct quarry_db *db = c->db;
     if (db->opening) return 0; /* written once at the end of open */
     pthread_mutex_lock(&db->mu);
-    int rc = write_manifest_locked(db);
+    int rc = db_write_manifest_locked(db);
     pthread_mutex_unlock(&db->mu);
     return rc;
 }
 
 int db_write_manifest(struct quarry_db *db) {
     pthread_mutex_lock(&db->mu);
-    int rc = write_manifest_locked(db);
+    int rc = db_write_manifest_locked(db);
     pthread_mutex_unlock(&db->mu);
     return rc;
 }
 
 /* ============================================================== flusher */
+
+/* Graph changes (inserts + deletes) after which the background thread writes a
+ * checkpoint; close writes one for any change. */
+#define DB_CHECKPOINT_CHANGES 50000
 
 static void *flusher_main(void *arg) {
     struct quarry_db *db = arg;
@@ -85,6 +91,18 @@ static void *flusher_main(void *arg) {
         uint64_t now = q_now_ns();
         for (size_t i = 0; i < db->ncolls; i++) {
             struct quarry_coll *c = db->colls[i];
+            if (coll_checkpoint_due(c) >= DB_CHECKPOINT_CHANGES) {
+                atomic_fetch_add(&c->refs, 1);
+                pthread_mutex_unlock(&db->mu);
+                pthread_rwlock_rdlock(&c->life);
+                if (!c->dropped && coll_checkpoint(c) != 0)
+                    fprintf(stderr, "quarry: warning: collection '%s': checkpoint: %s\n",
+                            c->name, quarry_errmsg());
+                pthread_rwlock_unlock(&c->life);
+                coll_release(c);
+                pthread_mutex_lock(&db->mu);
+                break;
+            }
             if (c->cfg.durability != QUARRY_DURABILITY_INTERVAL || !c->log) continue;
             if (now - c->last_sync_ns < (uint64_t)c->cfg.interval_ms * 1000000ull) continue;
             if (!seglog_dirty(c->log) || seglog_panic(c->log)) continue;
@@ -109,6 +127,8 @@ static void *flusher_main(void *arg) {
 
 /* ============================================================== open/close */
 
+static void remove_stale_checkpoints(struct quarry_coll *c);
+
 static int open_collection(struct quarry_db *db, const manifest_coll *mc) {
     quarry_collection_config cfg;
     quarry_collection_config_init(&cfg);
@@ -128,6 +148,13 @@ static int open_collection(struct quarry_db *db, const manifest_coll *mc) {
         coll_free(c);
         return q_err(QUARRY_NOMEM, "out of memory");
     }
+    snprintf(c->ckpt_file, sizeof c->ckpt_file, "%s", mc->ckpt_file);
+    c->ckpt_lsn = mc->ckpt_lsn, c->ckpt_rows = mc->ckpt_rows;
+    if ((rc = coll_index_init(c))) {
+        coll_free(c);
+        return rc;
+    }
+    c->replaying = 1;
     seglog_config lc = {c->dir,
                         c->id,
                         db->io_kind,
@@ -139,14 +166,32 @@ static int open_collection(struct quarry_db *db, const manifest_coll *mc) {
                         db_on_segments,
                         c};
     rc = seglog_open(&lc, coll_replay, c, &c->log);
+    if (!rc) rc = coll_finish_replay(c);
     if (rc) {
         q_err_prefix(rc, "collection '%s'", mc->name);
+        seglog_close(c->log);
         coll_free(c);
         return rc;
     }
+    if (!db->opts.read_only) remove_stale_checkpoints(c);
     c->last_sync_ns = q_now_ns();
     db->colls[db->ncolls++] = c;
     return 0;
+}
+
+/* Delete checkpoint files other than the current one (an interrupted
+ * checkpoint or compaction leaves them). */
+static void remove_stale_checkpoints(struct quarry_coll *c) {
+    DIR *d = opendir(c->dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, "ckpt-", 5) != 0 || !strcmp(e->d_name, c->ckpt_file)) continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", c->dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
 }
 
 /* Remove collection directories the manifest does not know (a crash between
@@ -265,7 +310,7 @@ int quarry_open(const char *path, const quarry_options *opts, quarry_db **out) {
         rc = 0;
         m.next_collection_id = 1;
         db->next_collection_id = 1;
-        if ((rc = write_manifest_locked(db))) goto fail;
+        if ((rc = db_write_manifest_locked(db))) goto fail;
     } else if (rc) {
         goto fail;
     }
@@ -286,7 +331,7 @@ int quarry_open(const char *path, const quarry_options *opts, quarry_db **out) {
         unlink(tmp);
         remove_orphan_dirs(db);
         /* recovery may have started new segments: record them */
-        if ((rc = write_manifest_locked(db))) goto fail;
+        if ((rc = db_write_manifest_locked(db))) goto fail;
         if (pthread_create(&db->flusher, NULL, flusher_main, db) == 0) db->flusher_started = 1;
     }
     manifest_clear(&m);
@@ -313,6 +358,9 @@ int quarry_close(quarry_db *db) {
     int rc = 0;
     for (size_t i = 0; i < db->ncolls; i++) {
         struct quarry_coll *c = db->colls[i];
+        if (coll_checkpoint_due(c) && !c->panic && coll_checkpoint(c) != 0)
+            fprintf(stderr, "quarry: warning: collection '%s': checkpoint at close: %s\n",
+                    c->name, quarry_errmsg());
         int r = seglog_close(c->log);
         c->log = NULL;
         if (r && !rc) rc = r;
@@ -362,8 +410,11 @@ static int check_config(const quarry_collection_config *cfg) {
     if (cfg->index != QUARRY_INDEX_FLAT && cfg->dim == 0)
         return q_err(QUARRY_INVALID, "a %s index needs vectors: set dim",
                      quarry_index_name(cfg->index));
-    if (cfg->hnsw_m > 512 || cfg->hnsw_ef_construction > 100000 || cfg->hnsw_ef_search > 100000)
-        return q_err(QUARRY_INVALID, "HNSW parameters out of range (m <= 512, ef <= 100000)");
+    if ((cfg->hnsw_m && (cfg->hnsw_m < HNSW_MIN_M || cfg->hnsw_m > HNSW_MAX_M)) ||
+        cfg->hnsw_ef_construction > 100000 || cfg->hnsw_ef_search > 100000)
+        return q_err(QUARRY_INVALID,
+                     "HNSW parameters out of range (m %d..%d, ef_construction and ef <= 100000)",
+                     HNSW_MIN_M, HNSW_MAX_M);
     return 0;
 }
 
@@ -387,7 +438,7 @@ int quarry_collection_create(quarry_db *db, const char *name,
     if (cfg.ivf_nprobe == 0) cfg.ivf_nprobe = 16;
     if (cfg.interval_ms == 0) cfg.interval_ms = 100;
     if (db->opts.read_only) return q_err(QUARRY_READONLY, "the database is open read-only");
-    if (cfg.index != QUARRY_INDEX_FLAT)
+    if (cfg.index == QUARRY_INDEX_IVFPQ)
         return q_err(QUARRY_UNSUPPORTED,
                      "index kind '%s' is not available in this version; use flat",
                      quarry_index_name(cfg.index));
@@ -409,6 +460,7 @@ int quarry_collection_create(quarry_db *db, const char *name,
     }
     uint32_t id = db->next_collection_id;
     if ((rc = coll_new(db, id, name, &cfg, &c))) goto out;
+    if ((rc = coll_index_init(c))) goto out;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/c-%u", db->path, id);
     c->dir = q_strndup(dir, strlen(dir));
@@ -428,7 +480,7 @@ int quarry_collection_create(quarry_db *db, const char *name,
     c->last_sync_ns = q_now_ns();
     db->next_collection_id++;
     db->colls[db->ncolls++] = c;
-    rc = write_manifest_locked(db);
+    rc = db_write_manifest_locked(db);
     if (rc) {
         db->ncolls--;
         db->next_collection_id--;
@@ -480,7 +532,7 @@ int quarry_collection_drop(quarry_db *db, const char *name) {
     while (db->colls[i] != c) i++;
     memmove(db->colls + i, db->colls + i + 1, (db->ncolls - i - 1) * sizeof *db->colls);
     db->ncolls--;
-    int rc = write_manifest_locked(db);
+    int rc = db_write_manifest_locked(db);
     if (rc) {
         /* not dropped: put it back */
         memmove(db->colls + i + 1, db->colls + i, (db->ncolls - i) * sizeof *db->colls);

@@ -29,6 +29,7 @@
 #include <stdatomic.h>
 
 #include "common/qcommon.h"
+#include "index/hnsw/hnsw.h"
 #include "storage/storage.h"
 
 #define ROW_LIVE 1
@@ -54,7 +55,7 @@ static inline const char *row_meta(const row *r) {
 /* Open-addressing hash map: external id -> live row number (xxh3 keyed). */
 typedef struct idmap_slot {
     uint32_t row1; /* row + 1; 0 = empty; UINT32_MAX = deleted */
-    uint32_t tag;  /* high 32 bits of the hash */
+    uint32_t tag;  /* low 32 bits of the hash (also the probe start) */
 } idmap_slot;
 
 typedef struct idmap {
@@ -68,7 +69,7 @@ uint64_t idmap_hash(const char *id, size_t len);
 /* Row number of `id`, or -1. */
 int64_t idmap_find(const idmap *m, const row *rows, const char *id, size_t len, uint64_t h);
 /* Make room for `extra` insertions without allocating. 0 or NOMEM. */
-int idmap_reserve(idmap *m, const row *rows, size_t extra);
+int idmap_reserve(idmap *m, size_t extra);
 /* Insert or replace (capacity must be reserved). Returns the old row or -1. */
 int64_t idmap_put(idmap *m, const row *rows, const char *id, size_t len, uint64_t h, uint32_t r);
 /* Remove; returns the old row or -1. */
@@ -100,13 +101,23 @@ struct quarry_coll {
 
     row *rows;
     uint32_t nrows, rows_cap;
-    float *vecs; /* rows_cap * dim floats, 64-byte aligned */
+    float *vecs;  /* flat kind: rows_cap * dim floats, 64-byte aligned */
+    hnsw *graph;  /* hnsw kind: the graph, which also holds the vectors */
+
+    /* replay and checkpoints (hnsw kind) */
+    int replaying;           /* open in progress: the graph is built at the end */
+    uint64_t mem_lsn;        /* LSN of the last batch applied to memory */
+    char ckpt_file[64];      /* current checkpoint ("" = none) */
+    uint64_t ckpt_lsn;
+    uint32_t ckpt_rows;
+    uint32_t ckpt_rows_seen; /* replay: rows numbered after the last batch <= ckpt_lsn */
+    uint64_t graph_changes;  /* inserts + deletes since the checkpoint */
     uint64_t *live_vec;
     idmap map;
     uint64_t nlive, nlive_vec, ndead;
     segstat *segst;
     size_t nsegst, segst_cap;
-    _Atomic uint64_t batches, compactions;
+    _Atomic uint64_t batches, compactions, searches, searches_exact;
     uint64_t mem_bytes;
     uint64_t last_sync_ns;
 };
@@ -129,6 +140,15 @@ struct quarry_db {
     int stopping;
 };
 
+/* Vector of row r (valid until the next apply/vacuum), and the flat-scan view. */
+static inline float *coll_vec(struct quarry_coll *c, uint32_t r) {
+    return c->graph ? hnsw_vector(c->graph, r) : c->vecs + (size_t)r * c->cfg.dim;
+}
+static inline const float *coll_vec_base(const struct quarry_coll *c, size_t *stride) {
+    *stride = c->graph ? hnsw_stride(c->graph) : c->cfg.dim;
+    return c->graph ? hnsw_vectors(c->graph) : c->vecs;
+}
+
 /* validate.c */
 int q_utf8_valid(const char *s, size_t len);
 int q_name_valid(const char *name);
@@ -145,14 +165,23 @@ int coll_new(struct quarry_db *db, uint32_t id, const char *name,
 void coll_free(struct quarry_coll *c);
 int coll_replay(void *ctx, uint64_t segno, uint64_t lsn, const uint8_t *payload, uint32_t len,
                 uint32_t rec_len);
-int coll_apply(struct quarry_coll *c, uint64_t segno, const uint8_t *payload, uint32_t len,
-               size_t *ndeleted);
+int coll_apply(struct quarry_coll *c, uint64_t segno, uint64_t lsn, const uint8_t *payload,
+               uint32_t len, size_t *ndeleted);
+/* Create the index structures for the collection's kind (before replay). */
+int coll_index_init(struct quarry_coll *c);
+/* After replay: load the checkpoint or (re)build the graph. */
+int coll_finish_replay(struct quarry_coll *c);
+/* Write a checkpoint of the graph if it changed since the last one. */
+int coll_checkpoint(struct quarry_coll *c);
+/* Rows inserted/deleted since the last checkpoint (0 for flat collections). */
+uint64_t coll_checkpoint_due(struct quarry_coll *c);
 int coll_vacuum(struct quarry_coll *c);
 int coll_compact(struct quarry_coll *c, int force);
 void coll_release(struct quarry_coll *c);
 
 /* db.c */
 int db_write_manifest(struct quarry_db *db);
+int db_write_manifest_locked(struct quarry_db *db); /* caller holds db->mu */
 int db_on_segments(void *ctx);
 
 #endif

@@ -2,8 +2,11 @@
 /*
  * idmap.c -- external id -> live row number, open addressing with linear
  * probing over XXH3-64 hashes. A slot stores the row number and the hash's
- * high 32 bits, so most mismatches are rejected without touching the row's
- * id bytes. The id itself lives once, in the row (no duplicate key storage).
+ * low 32 bits (the tag). The slot index is taken from the tag too, so most
+ * mismatches are rejected without touching the row's id bytes AND growing the
+ * map never reads a row (rehashing 1M ids went from a cache miss per row to a
+ * scan of the slot array). Maps hold at most 2^31 slots, within the tag's
+ * reach. The id itself lives once, in the row (no duplicate key storage).
  * Capacity is reserved before a batch is applied so that applying never
  * allocates (and so never fails halfway).
  */
@@ -23,8 +26,8 @@ static int key_eq(const row *rows, uint32_t r, const char *id, size_t len) {
 
 int64_t idmap_find(const idmap *m, const row *rows, const char *id, size_t len, uint64_t h) {
     if (!m->cap) return -1;
-    uint32_t tag = (uint32_t)(h >> 32);
-    for (size_t i = (size_t)h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+    uint32_t tag = (uint32_t)h;
+    for (size_t i = (size_t)(uint32_t)h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
         const idmap_slot *s = &m->slots[i];
         if (s->row1 == SLOT_EMPTY) return -1;
         if (s->row1 != SLOT_DELETED && s->tag == tag && key_eq(rows, s->row1 - 1, id, len))
@@ -32,20 +35,21 @@ int64_t idmap_find(const idmap *m, const row *rows, const char *id, size_t len, 
     }
 }
 
-static void insert_fresh(idmap *m, uint64_t h, uint32_t r) {
-    for (size_t i = (size_t)h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+static void insert_fresh(idmap *m, uint32_t tag, uint32_t r) {
+    for (size_t i = (size_t)tag & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
         if (m->slots[i].row1 == SLOT_EMPTY) {
-            m->slots[i] = (idmap_slot){r + 1, (uint32_t)(h >> 32)};
+            m->slots[i] = (idmap_slot){r + 1, tag};
             return;
         }
     }
 }
 
-int idmap_reserve(idmap *m, const row *rows, size_t extra) {
+int idmap_reserve(idmap *m, size_t extra) {
     size_t need = m->filled + extra;
     if (m->cap && need * 10 < m->cap * 7) return 0;
     size_t cap = m->cap ? m->cap : 64;
     while ((m->used + extra) * 10 >= cap * 5) cap *= 2;
+    if (cap > ((size_t)1 << 31)) return q_err(QUARRY_FULL, "id map is full (2^31 slots)");
     idmap_slot *slots = q_calloc(cap, sizeof *slots);
     if (!slots) return q_err(QUARRY_NOMEM, "out of memory (id map of %zu slots)", cap);
     idmap old = *m;
@@ -53,17 +57,16 @@ int idmap_reserve(idmap *m, const row *rows, size_t extra) {
     for (size_t i = 0; i < old.cap; i++) {
         uint32_t r1 = old.slots[i].row1;
         if (r1 == SLOT_EMPTY || r1 == SLOT_DELETED) continue;
-        uint32_t r = r1 - 1;
-        insert_fresh(m, idmap_hash(row_id(&rows[r]), rows[r].id_len), r);
+        insert_fresh(m, old.slots[i].tag, r1 - 1);
     }
     q_free(old.slots);
     return 0;
 }
 
 int64_t idmap_put(idmap *m, const row *rows, const char *id, size_t len, uint64_t h, uint32_t r) {
-    uint32_t tag = (uint32_t)(h >> 32);
+    uint32_t tag = (uint32_t)h;
     size_t first_free = SIZE_MAX;
-    for (size_t i = (size_t)h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+    for (size_t i = (size_t)(uint32_t)h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
         idmap_slot *s = &m->slots[i];
         if (s->row1 == SLOT_EMPTY) {
             if (first_free == SIZE_MAX) {
@@ -89,8 +92,8 @@ int64_t idmap_put(idmap *m, const row *rows, const char *id, size_t len, uint64_
 
 int64_t idmap_del(idmap *m, const row *rows, const char *id, size_t len, uint64_t h) {
     if (!m->cap) return -1;
-    uint32_t tag = (uint32_t)(h >> 32);
-    for (size_t i = (size_t)h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+    uint32_t tag = (uint32_t)h;
+    for (size_t i = (size_t)(uint32_t)h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
         idmap_slot *s = &m->slots[i];
         if (s->row1 == SLOT_EMPTY) return -1;
         if (s->row1 != SLOT_DELETED && s->tag == tag && key_eq(rows, s->row1 - 1, id, len)) {

@@ -385,6 +385,11 @@ typedef struct quarry_coll_stats {
     uint64_t batches;        /* batches committed since open */
     uint64_t syncs;          /* fdatasync calls since open */
     uint64_t compactions;    /* compactions since open */
+    uint64_t searches;       /* k-NN searches since open */
+    uint64_t searches_exact; /* ... answered by an exact scan (flat index, small or very
+                                selectively filtered collection, params.exact, or a graph
+                                search that found fewer than k passing rows) */
+    uint64_t index_bytes;    /* heap bytes of the vector index, vectors included */
 } quarry_coll_stats;
 
 QUARRY_API int quarry_collection_stats(quarry_coll *coll, quarry_coll_stats *st);
