@@ -248,6 +248,7 @@ int main(void) {
     r = recall(c, 64, NULL, NULL);
     printf("recall@10 after compaction: %.4f\n", r);
     T_ASSERT(r >= 0.95);
+    free(before);
     before = fingerprint(c);
     quarry_collection_close(c);
     quarry_close(db);
