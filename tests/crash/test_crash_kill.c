@@ -46,7 +46,7 @@ static void child(const char *dir, uint64_t seed, int fd) {
         quarry_batch *bt;
         T_ASSERT_OK(quarry_batch_new(c, &bt));
         for (size_t i = 0; i < n; i++) {
-            char id[16], text[64], meta[64];
+            char id[32], text[64], meta[64];
             float v[DIM];
             snprintf(id, sizeof id, "k%u", ops[i].key);
             if (ops[i].del) {
@@ -71,7 +71,7 @@ static void child(const char *dir, uint64_t seed, int fd) {
 
 /* Does row `key` hold exactly `version` (0 = absent)? */
 static int row_is(quarry_coll *c, uint32_t key, uint64_t version) {
-    char id[16], text[64], meta[64];
+    char id[32], text[64], meta[64];
     snprintf(id, sizeof id, "k%u", key);
     quarry_doc *d = NULL;
     int rc = quarry_get(c, id, 0, &d);

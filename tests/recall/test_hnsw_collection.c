@@ -34,7 +34,7 @@ static void upsert_rows(quarry_coll *c, uint64_t from, uint64_t to) {
     quarry_batch *b;
     T_ASSERT_OK(quarry_batch_new(c, &b));
     for (uint64_t i = from; i < to; i++) {
-        char id[16], meta[96];
+        char id[32], meta[96];
         float v[DIM];
         snprintf(id, sizeof id, "r%llu", (unsigned long long)i);
         /* p50: half the rows; p5: 1 in 20; p01: 1 in 1000 */
@@ -160,7 +160,7 @@ int main(void) {
     quarry_batch *b;
     T_ASSERT_OK(quarry_batch_new(c, &b));
     for (uint64_t i = 0; i < N; i += 5) {
-        char id[16];
+        char id[32];
         snprintf(id, sizeof id, "r%llu", (unsigned long long)i);
         T_ASSERT_OK(quarry_batch_delete(b, id, 0));
     }
@@ -217,7 +217,7 @@ int main(void) {
         float v[DIM];
         make_vec(i, v);
         quarry_result *res = search(c, v, 64, 0, NULL);
-        char id[16];
+        char id[32];
         snprintf(id, sizeof id, "r%llu", (unsigned long long)i);
         T_ASSERT_STREQ(quarry_result_id(res, 0, NULL), id);
         quarry_result_free(res);

@@ -21,7 +21,7 @@ static void check_all(quarry_coll *c) {
         if (version_of[k]) {
             tdb_check_row(c, k, version_of[k], DIM);
         } else {
-            char id[16];
+            char id[32];
             quarry_doc *d;
             snprintf(id, sizeof id, "k%llu", (unsigned long long)k);
             T_ASSERT_RC(quarry_get(c, id, 0, &d), QUARRY_NOTFOUND);
@@ -56,7 +56,7 @@ int main(void) {
         /* delete a random quarter */
         for (int i = 0; i < KEYS / 4; i++) {
             uint64_t k = t_rand(&seed) % KEYS;
-            char id[16];
+            char id[32];
             snprintf(id, sizeof id, "k%llu", (unsigned long long)k);
             const char *ids[1] = {id};
             T_ASSERT_OK(quarry_delete(c, ids, 1, NULL));

@@ -131,7 +131,7 @@ static void test_torn_last_batch(void) {
     for (uint64_t k = 0; k < 45; k++) tdb_check_row(c, k, 1, DIM);
     for (uint64_t k = 45; k < 50; k++) {
         quarry_doc *d;
-        char id[16];
+        char id[32];
         snprintf(id, sizeof id, "k%llu", (unsigned long long)k);
         T_ASSERT_RC(quarry_get(c, id, 0, &d), QUARRY_NOTFOUND);
     }

@@ -235,7 +235,7 @@ static void test_get_and_search(void) {
     EXPECT_IN(g_err, "qps=");
     const char *line = g_out;
     for (int i = 0; i < NQUERIES; i++) {
-        char id[16];
+        char id[32];
         snprintf(id, sizeof id, "%d", i);
         T_ASSERT(line && *line);
         T_ASSERT_STREQ(first_word(line), id);
