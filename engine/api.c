@@ -13,7 +13,6 @@
 #include <stdlib.h>
 
 #include "engine/engine.h"
-#include "index/flat/flat.h"
 #include "index/vec/distance.h"
 
 /* ============================================================== enums */
@@ -71,7 +70,7 @@ void quarry_free(void *p) { q_free(p); }
 
 /* Enter a collection call: the collection must not be dropped. On success the
  * caller holds c->life for reading. */
-static int coll_enter(quarry_coll *c, const char *fn) {
+int coll_enter(quarry_coll *c, const char *fn) {
     if (!c) return q_err(QUARRY_MISUSE, "%s: collection handle is NULL", fn);
     pthread_rwlock_rdlock(&c->life);
     if (c->dropped) {
@@ -81,7 +80,7 @@ static int coll_enter(quarry_coll *c, const char *fn) {
     return 0;
 }
 
-static void coll_leave(quarry_coll *c) { pthread_rwlock_unlock(&c->life); }
+void coll_leave(quarry_coll *c) { pthread_rwlock_unlock(&c->life); }
 
 int quarry_collection_config_get(quarry_coll *c, quarry_collection_config *cfg) {
     q_err_clear();
@@ -398,183 +397,6 @@ const char *quarry_doc_metadata(const quarry_doc *d, size_t *len) {
     return d ? d->meta : NULL;
 }
 void quarry_doc_free(quarry_doc *d) { q_free(d); }
-
-/* ============================================================== search */
-
-struct quarry_result {
-    size_t n;
-    float *dist;
-    uint32_t *id_off, *id_len;
-    char *ids;
-};
-
-typedef struct filter_ctx {
-    const row *rows;
-    const json_t *filter;
-} filter_ctx;
-
-static int filter_accept(void *ctx, uint32_t r) {
-    const filter_ctx *f = ctx;
-    return q_filter_match(f->filter, f->rows[r].meta);
-}
-
-/* Below this many live vectors a collection is searched exactly: a flat scan
- * of a few thousand rows is as fast as a graph search and exact. */
-#define SEARCH_FLAT_BELOW 2048
-/* A filtered query goes to the exact path when the estimated number of rows
- * passing the filter is below this fraction of the live vectors (the graph's
- * recall drops for very selective filters: the filtered walk finds too few
- * passing neighbours), or below SEARCH_FILTER_MIN_ROWS rows. */
-#define SEARCH_FILTER_MIN_FRACTION 0.02
-#define SEARCH_FILTER_MIN_ROWS 4096
-#define SEARCH_FILTER_SAMPLE 512
-
-/* Estimate the fraction of live vector rows passing the filter from a
- * deterministic sample (read lock held). */
-static double filter_selectivity(quarry_coll *c, const json_t *filter) {
-    uint32_t seen = 0, pass = 0;
-    uint64_t s = 0x9E3779B97F4A7C15ull;
-    for (int tries = 0; tries < SEARCH_FILTER_SAMPLE * 4 && seen < SEARCH_FILTER_SAMPLE; tries++) {
-        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-        uint32_t r = (uint32_t)(s % c->nrows);
-        if (!(c->live_vec[r / 64] >> (r % 64) & 1)) continue;
-        seen++;
-        pass += (uint32_t)q_filter_match(filter, c->rows[r].meta);
-    }
-    return seen ? (double)pass / seen : 0.0;
-}
-
-/* The k best hits for a query (read lock held): HNSW when the collection has
- * a graph and the query suits it, exact otherwise. A graph search that comes
- * back with fewer than k hits is redone exactly, so a query returns k rows
- * whenever k rows qualify. */
-static size_t search_hits(quarry_coll *c, const float *query, uint32_t k, uint32_t ef, int exact,
-                          const json_t *filter, topk_hit *hits) {
-    filter_ctx fc = {c->rows, filter};
-    int graph = c->graph && !exact && c->nlive_vec >= SEARCH_FLAT_BELOW;
-    if (graph && filter) {
-        double est = filter_selectivity(c, filter) * (double)c->nlive_vec;
-        if (est < SEARCH_FILTER_MIN_FRACTION * (double)c->nlive_vec || est < SEARCH_FILTER_MIN_ROWS)
-            graph = 0;
-    }
-    atomic_fetch_add(&c->searches, 1);
-    if (graph) {
-        size_t n = hnsw_search(c->graph, query, k, ef ? ef : c->cfg.hnsw_ef_search,
-                               filter ? filter_accept : NULL, &fc, hits);
-        if (n == k || n == c->nlive_vec) return n;
-    }
-    atomic_fetch_add(&c->searches_exact, 1);
-    size_t stride;
-    const float *base = coll_vec_base(c, &stride);
-    flat_scan s = {NULL,     (flat_metric)c->cfg.metric, base,
-                   c->nrows, c->cfg.dim,                 stride,
-                   c->live_vec, filter ? filter_accept : NULL, &fc};
-    return flat_search(&s, query, k, hits);
-}
-
-int quarry_search(quarry_coll *c, const float *query, uint32_t dim, uint32_t k,
-                  const quarry_search_params *params, quarry_result **out) {
-    q_err_clear();
-    if (!out) return q_err(QUARRY_MISUSE, "quarry_search: out is NULL");
-    *out = NULL;
-    if (params && params->size != sizeof *params)
-        return q_err(QUARRY_MISUSE, "search params not set up by quarry_search_params_init");
-    int rc = coll_enter(c, "quarry_search");
-    if (rc) return rc;
-    json_t *filter = NULL;
-    topk_hit *hits = NULL;
-    float *qn = NULL;
-    if (!query) {
-        rc = q_err(QUARRY_INVALID, "query vector is NULL");
-        goto leave;
-    }
-    if (c->cfg.dim == 0) {
-        rc = q_err(QUARRY_INVALID, "collection '%s' is text-only: it has no vectors to search",
-                   c->name);
-        goto leave;
-    }
-    if (dim != c->cfg.dim) {
-        rc = q_err(QUARRY_INVALID_DIM, "query has %u values, collection '%s' has dim %u", dim,
-                   c->name, c->cfg.dim);
-        goto leave;
-    }
-    if (k == 0 || k > QUARRY_MAX_K) {
-        rc = q_err(QUARRY_INVALID, "k must be 1..%d (got %u)", QUARRY_MAX_K, k);
-        goto leave;
-    }
-    for (uint32_t i = 0; i < dim; i++)
-        if (!isfinite(query[i])) {
-            rc = q_err(QUARRY_INVALID, "query value %u is %s", i,
-                       isnan(query[i]) ? "NaN" : "infinite");
-            goto leave;
-        }
-    if (params && params->filter && (rc = q_filter_parse(params->filter, &filter))) goto leave;
-    if (c->cfg.metric == QUARRY_METRIC_COSINE) {
-        qn = q_malloc((size_t)dim * sizeof *qn);
-        if (!qn) {
-            rc = q_err(QUARRY_NOMEM, "out of memory");
-            goto leave;
-        }
-        memcpy(qn, query, (size_t)dim * sizeof *qn);
-        if (dist_normalize(qn, dim) != 0) {
-            rc = q_err(QUARRY_INVALID, "a zero query vector has no cosine direction");
-            goto leave;
-        }
-        query = qn;
-    }
-    hits = q_malloc((size_t)k * sizeof *hits);
-    if (!hits) {
-        rc = q_err(QUARRY_NOMEM, "out of memory");
-        goto leave;
-    }
-    pthread_rwlock_rdlock(&c->rw);
-    size_t n = search_hits(c, query, k, params ? params->ef : 0, params ? params->exact : 0,
-                           filter, hits);
-    size_t idbytes = 0;
-    for (size_t i = 0; i < n; i++) idbytes += c->rows[hits[i].row].id_len + 1;
-    quarry_result *res = q_calloc(1, sizeof *res + n * (sizeof(float) + 8) + idbytes + 8);
-    if (!res) {
-        pthread_rwlock_unlock(&c->rw);
-        rc = q_err(QUARRY_NOMEM, "out of memory");
-        goto leave;
-    }
-    res->n = n;
-    res->dist = (float *)(res + 1);
-    res->id_off = (uint32_t *)(res->dist + n);
-    res->id_len = res->id_off + n;
-    res->ids = (char *)(res->id_len + n);
-    size_t off = 0;
-    for (size_t i = 0; i < n; i++) {
-        const row *rw = &c->rows[hits[i].row];
-        res->dist[i] = hits[i].dist;
-        res->id_off[i] = (uint32_t)off;
-        res->id_len[i] = rw->id_len;
-        memcpy(res->ids + off, row_id(rw), rw->id_len + 1);
-        off += rw->id_len + 1;
-    }
-    pthread_rwlock_unlock(&c->rw);
-    *out = res;
-leave:
-    json_decref(filter);
-    q_free(hits);
-    q_free(qn);
-    coll_leave(c);
-    return rc;
-}
-
-size_t quarry_result_count(const quarry_result *r) { return r ? r->n : 0; }
-const char *quarry_result_id(const quarry_result *r, size_t i, size_t *len) {
-    if (!r || i >= r->n) {
-        if (len) *len = 0;
-        return NULL;
-    }
-    if (len) *len = r->id_len[i];
-    return r->ids + r->id_off[i];
-}
-float quarry_result_distance(const quarry_result *r, size_t i) {
-    return r && i < r->n ? r->dist[i] : NAN;
-}
-void quarry_result_free(quarry_result *r) { q_free(r); }
 
 /* ============================================================== stats */
 

@@ -179,6 +179,10 @@ int coll_vacuum(struct quarry_coll *c);
 int coll_compact(struct quarry_coll *c, int force);
 void coll_release(struct quarry_coll *c);
 
+/* api.c: enter/leave a call on a collection (NOTFOUND once dropped). */
+int coll_enter(struct quarry_coll *c, const char *fn);
+void coll_leave(struct quarry_coll *c);
+
 /* db.c */
 int db_write_manifest(struct quarry_db *db);
 int db_write_manifest_locked(struct quarry_db *db); /* caller holds db->mu */

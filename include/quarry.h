@@ -370,6 +370,74 @@ QUARRY_API float quarry_result_distance(const quarry_result *r, size_t i);
 QUARRY_API void quarry_result_free(quarry_result *r);
 
 /* ------------------------------------------------------------------------ */
+/* Hybrid queries                                                           */
+/* ------------------------------------------------------------------------ */
+/*
+ * A query has up to two retrievers -- a vector clause (k-NN) and a text clause
+ * (BM25) -- a filter both honour, and a fusion of their ranked lists:
+ *   QUARRY_FUSION_RRF       score = sum_i w_i / (k_rrf + rank_i), ranks from 1,
+ *                           k_rrf = param (default 60)
+ *   QUARRY_FUSION_RELATIVE  min-max normalise each list's scores to [0, 1]
+ *                           (higher = better), score = sum_i w_i * norm_i
+ *   QUARRY_FUSION_DBSF      normalise each list by mean +- 3 sigma, clip to
+ *                           [0, 1], score = sum_i w_i * norm_i
+ * A row missing from a list contributes 0 for that list. With one clause the
+ * result is that retriever's order. Scores are "higher is better"; a vector
+ * retriever's raw score is -distance.
+ */
+typedef struct quarry_query quarry_query;
+
+typedef enum quarry_fusion {
+    QUARRY_FUSION_RRF = 0,
+    QUARRY_FUSION_RELATIVE = 1,
+    QUARRY_FUSION_DBSF = 2
+} quarry_fusion;
+
+#define QUARRY_RETRIEVER_VECTOR 0
+#define QUARRY_RETRIEVER_TEXT 1
+
+#define QUARRY_RETURN_TEXT 1u
+#define QUARRY_RETURN_METADATA 2u
+#define QUARRY_RETURN_VECTOR 4u
+
+QUARRY_API int quarry_query_new(quarry_coll *coll, quarry_query **out);
+QUARRY_API void quarry_query_free(quarry_query *q);
+/** Vector clause (copied). depth = candidates taken from it (0 = the limit);
+ *  ef = HNSW beam (0 = collection default); weight for fusion (0 = 1). */
+QUARRY_API int quarry_query_vector(quarry_query *q, const float *vec, uint32_t dim,
+                                   uint32_t depth, uint32_t ef, float weight);
+/** Text clause (UTF-8, copied): bag of words; `require_all` = every term must
+ *  match; quoted "phrases" are matched as phrases. */
+QUARRY_API int quarry_query_text(quarry_query *q, const char *text, size_t len, uint32_t depth,
+                                 int require_all, float weight);
+/** Metadata filter: the JSON filter language (see quarry_search_params). */
+QUARRY_API int quarry_query_filter(quarry_query *q, const char *filter_json);
+/** Fusion and its parameter (RRF: k_rrf, 0 = 60; others ignore it). */
+QUARRY_API int quarry_query_fusion(quarry_query *q, quarry_fusion fusion, float param);
+/** Number of results (1..QUARRY_MAX_K; default 10) and an offset into them. */
+QUARRY_API int quarry_query_limit(quarry_query *q, uint32_t k, uint32_t offset);
+/** Which row fields the results carry (QUARRY_RETURN_* bits; default none). */
+QUARRY_API int quarry_query_return(quarry_query *q, unsigned fields);
+/** 1 = exact retrieval (flat scan) for the vector clause. */
+QUARRY_API int quarry_query_exact(quarry_query *q, int exact);
+/**
+ * Run the query. @return OK, INVALID (no clause, bad filter, bad text),
+ * MISMATCH (dim), UNSUPPORTED (a clause the collection cannot serve), NOMEM.
+ */
+QUARRY_API int quarry_query_run(quarry_query *q, quarry_result **out);
+
+/** Fused score of hit i (higher is better). */
+QUARRY_API float quarry_result_score(const quarry_result *r, size_t i);
+/** Explain: hit i's 1-based rank and raw score in a retriever's list.
+ *  @return OK, or NOTFOUND when that retriever did not return the row. */
+QUARRY_API int quarry_result_explain(const quarry_result *r, size_t i, int retriever,
+                                     uint32_t *rank, float *raw_score);
+/** Returned fields of hit i (NULL when not requested or absent). */
+QUARRY_API const char *quarry_result_text(const quarry_result *r, size_t i, size_t *len);
+QUARRY_API const char *quarry_result_metadata(const quarry_result *r, size_t i, size_t *len);
+QUARRY_API const float *quarry_result_vector(const quarry_result *r, size_t i, uint32_t *dim);
+
+/* ------------------------------------------------------------------------ */
 /* Stats and maintenance                                                    */
 /* ------------------------------------------------------------------------ */
 typedef struct quarry_coll_stats {
