@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 /* t.c -- scratch directories, PRNG and data-set lookup for the tests. */
-#define _GNU_SOURCE
 #include "t.h"
 
 #include <ftw.h>

@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 /* tdb.c -- see tdb.h. */
-#define _GNU_SOURCE
 #include "tdb.h"
 
 #include <liburing.h>
