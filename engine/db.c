@@ -91,7 +91,7 @@ static void *flusher_main(void *arg) {
         uint64_t now = q_now_ns();
         for (size_t i = 0; i < db->ncolls; i++) {
             struct quarry_coll *c = db->colls[i];
-            if (coll_checkpoint_due(c) >= DB_CHECKPOINT_CHANGES) {
+            if (coll_checkpoint_due(c) >= db->checkpoint_every) {
                 atomic_fetch_add(&c->refs, 1);
                 pthread_mutex_unlock(&db->mu);
                 pthread_rwlock_rdlock(&c->life);
@@ -302,6 +302,9 @@ int quarry_open(const char *path, const quarry_options *opts, quarry_db **out) {
         goto fail;
     }
     db->io_name = db->mio->ops->name;
+    /* QUARRY_CHECKPOINT_EVERY: graph changes between background checkpoints */
+    const char *ce = getenv("QUARRY_CHECKPOINT_EVERY");
+    db->checkpoint_every = ce && atol(ce) > 0 ? (uint64_t)atol(ce) : DB_CHECKPOINT_CHANGES;
 
     rc = manifest_read(path, db->mio, &m);
     if (rc == QUARRY_NOTFOUND) {

@@ -138,6 +138,7 @@ struct quarry_db {
     int flusher_started;
     pthread_cond_t flusher_cv;
     int stopping;
+    uint64_t checkpoint_every;
 };
 
 /* Vector of row r (valid until the next apply/vacuum), and the flat-scan view. */

@@ -8,12 +8,14 @@
  * nodes are deleted: they must never come back and recall among the live
  * ones must hold; more nodes are inserted after the deletes, through a
  * reserve that moves the vectors, and never link to a tombstone. A build with
- * two threads must reach the same recall. hnsw_check passes after every
+ * two threads must reach the same recall; searches from several threads at
+ * once must give the single-threaded answers. hnsw_check passes after every
  * step. Plus the argument checks and the empty/small corner cases.
  */
 #include "t.h"
 
 #include <math.h>
+#include <pthread.h>
 
 #include "index/hnsw/hnsw_int.h"
 
@@ -177,11 +179,48 @@ static void test_metric(flat_metric metric, const char *name) {
     hnsw_free(h);
 }
 
+typedef struct searcher {
+    const hnsw *h;
+    const topk_hit *want; /* NQ x K single-threaded answers */
+    int bad;
+} searcher;
+
+static void *search_thread(void *arg) {
+    searcher *s = arg;
+    for (int rep = 0; rep < 3; rep++)
+        for (size_t i = 0; i < NQ; i++) {
+            topk_hit got[K];
+            size_t n = hnsw_search(s->h, g_query + i * DIM, K, EF, NULL, NULL, got);
+            if (n != K) s->bad = 1;
+            for (size_t j = 0; j < n; j++)
+                if (got[j].row != s->want[i * K + j].row) s->bad = 1;
+        }
+    return NULL;
+}
+
 static void test_threads(void) {
     hnsw *h = build(FLAT_L2, N, 2, 0);
     double r = recall(h, FLAT_L2, N, NULL);
     fprintf(stderr, "l2 2 threads: recall %.4f\n", r);
     if (r < 0.95) T_FAIL("2-thread recall %.4f < 0.95", r);
+
+    /* concurrent searches (each thread has its own scratch) */
+    topk_hit *want = malloc((size_t)NQ * K * sizeof *want);
+    T_ASSERT(want);
+    for (size_t i = 0; i < NQ; i++)
+        T_ASSERT_EQ(hnsw_search(h, g_query + i * DIM, K, EF, NULL, NULL, want + i * K), K);
+    enum { NT = 3 };
+    searcher s[NT];
+    pthread_t th[NT];
+    for (int i = 0; i < NT; i++) {
+        s[i] = (searcher){.h = h, .want = want};
+        T_ASSERT_EQ(pthread_create(&th[i], NULL, search_thread, &s[i]), 0);
+    }
+    for (int i = 0; i < NT; i++) {
+        pthread_join(th[i], NULL);
+        T_ASSERT(!s[i].bad);
+    }
+    free(want);
     hnsw_free(h);
 }
 
