@@ -18,6 +18,8 @@
 #include "t.h"
 #include "tdb.h"
 
+#include "engine/engine.h"
+
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -126,10 +128,24 @@ static void apply(uint64_t seed, uint64_t b, uint64_t *state) {
     for (size_t i = 0; i < n; i++) state[ops[i].key] = ops[i].del ? ABSENT : b;
 }
 
-/* The vector index agrees with the rows: each live row's own vector finds it
- * first (distance 0), and the index serves exactly the live rows. */
+/* The vector index agrees with the log, exactly: a row is a live node of the
+ * graph if and only if it is a live row with a vector, and the graph passes
+ * its invariant check. Search agrees too: a search for each live row's own
+ * vector finds it (exact collections: always; the graph, an approximate
+ * index: at least 98% of the time), and an exact search serves exactly the
+ * live rows. */
 static void check_index(quarry_coll *c, const uint64_t *state) {
-    uint64_t live = 0;
+    if (c->graph) {
+        char msg[256];
+        if (hnsw_check(c->graph, msg, sizeof msg) != 0) T_FAIL("graph check: %s", msg);
+        for (uint32_t r = 0; r < c->nrows; r++) {
+            int row_live = (c->rows[r].flags & (ROW_LIVE | ROW_VEC)) == (ROW_LIVE | ROW_VEC);
+            int node_live = hnsw_contains(c->graph, r) && !hnsw_is_deleted(c->graph, r);
+            if (row_live != node_live)
+                T_FAIL("row %u: live row %d but live graph node %d", r, row_live, node_live);
+        }
+    }
+    uint64_t live = 0, found = 0;
     for (uint32_t k = 0; k < KEYS; k++) {
         if (state[k] == ABSENT) continue;
         live++;
@@ -142,12 +158,13 @@ static void check_index(quarry_coll *c, const uint64_t *state) {
         T_ASSERT_OK(quarry_search(c, v, DIM, 1, &p, &res));
         char id[32];
         snprintf(id, sizeof id, "k%u", k);
-        if (quarry_result_count(res) != 1 || strcmp(quarry_result_id(res, 0, NULL), id) ||
-            quarry_result_distance(res, 0) != 0.0f)
-            T_FAIL("index does not find live row %s (got %s)", id,
-                   quarry_result_count(res) ? quarry_result_id(res, 0, NULL) : "nothing");
+        found += quarry_result_count(res) == 1 && !strcmp(quarry_result_id(res, 0, NULL), id) &&
+                 quarry_result_distance(res, 0) == 0.0f;
         quarry_result_free(res);
     }
+    if (c->graph ? found < live * 98 / 100 : found != live)
+        T_FAIL("a search for its own vector found only %llu of %llu live rows",
+               (unsigned long long)found, (unsigned long long)live);
     quarry_coll_stats st;
     T_ASSERT_OK(quarry_collection_stats(c, &st));
     T_ASSERT_EQ(st.rows_with_vector, live);
