@@ -1,0 +1,518 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench_ann.c -- approximate nearest-neighbour search through the public API:
+ * build time, memory, and the recall / queries-per-second curve.
+ *
+ *   bench_ann --base FILE.fvecs --queries FILE.fvecs --gt FILE.ivecs
+ *             [--name NAME] [--dir DIR] [--index hnsw|ivfpq|flat]
+ *             [--metric l2|ip|cosine] [--k 10] [--nq N] [--batch 10000]
+ *             [--m 16] [--ef-construction 200]
+ *             [--ef-list 10,16,24,32,48,64,96,128,192,256]
+ *             [--nlist 0] [--pq-m 0] [--nprobe-list 1,2,4,8,16,32,64,128]
+ *             [--repeat 3] [--min-time 0.2] [--no-header]
+ *
+ * Inputs are TEXMEX .fvecs (base, queries) and .ivecs (ground truth: row i
+ * holds the ids of query i's nearest base rows, nearest first, at least k of
+ * them). Base row i is upserted with the id "<i>" (decimal), so a hit's id
+ * parses back to its base row number.
+ *
+ * Build. A new database is opened in a fresh mkdtemp directory inside --dir
+ * (default $TMPDIR, else /tmp), removed at the end, and one collection is
+ * created with durability `none`, so that ingest is not bound by fdatasync.
+ * The base rows are upserted in batches of --batch rows (quarry_batch_upsert +
+ * quarry_batch_commit). build_s is the wall time from the first upsert to the
+ * return of the last commit: everything the engine does to make the rows
+ * searchable (log append, row store, index insertion) is inside it. The ids
+ * are formatted before the clock starts. quarry_sync runs after the clock
+ * stops; its time is reported on a comment line.
+ *
+ * Search. Every query runs alone (one quarry_search call, k hits) on the
+ * calling thread, one after the other; nothing runs concurrently. After an
+ * untimed warm-up of up to 100 queries, each sweep point (ef for hnsw and
+ * flat, where flat ignores it; nprobe for ivfpq) is timed --repeat times; one
+ * timing runs whole passes over all queries until at least --min-time seconds
+ * have gone by (so that small query sets still give a measurable interval),
+ * and its rate is queries run / time. qps is the median rate over the
+ * repeats. The timed loop includes
+ * what any client does per query: the call, reading the k hit ids (parsed
+ * from decimal) and freeing the result.
+ *
+ * Recall@k counts, over all queries, the returned rows that are among the k
+ * ground-truth rows, divided by nq * k. A returned row that is not listed but
+ * whose exact distance to the query (recomputed in double precision with the
+ * collection's metric) is within 1e-6 relative of the k-th ground-truth row's
+ * is counted too: it is an equally good answer to a tie that was broken the
+ * other way. bench/ann/peers.py applies the same rule to hnswlib and FAISS.
+ *
+ * Memory. peak_rss_mb is the process's peak resident set (VmHWM; getrusage's
+ * ru_maxrss where /proc is missing, but that one inherits the parent's size
+ * across fork + exec): the whole process, including this program's own copy
+ * of the base and query vectors.
+ * index_bytes is quarry_coll_stats.memory_bytes after the build (the
+ * collection's heap: row store, ids and index). The growth of VmRSS across
+ * the build is printed on a comment line as well.
+ *
+ * Output (stdout): '#' comment lines, a CSV header (unless --no-header), then
+ * one line per sweep point:
+ *   engine,dataset,index,param,value,recall,qps,build_s,peak_rss_mb,index_bytes
+ * Progress goes to stderr. Exit status 0 on success, 1 on an engine error,
+ * 2 on bad usage or input.
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "quarry.h"
+
+#define MAX_LIST  64
+#define ID_STRIDE 12 /* "4294967295" + NUL fits */
+#define NO_ROW    UINT32_MAX
+
+typedef struct vecs {
+    float *v; /* n rows of dim values (floats, or int32 bits for .ivecs) */
+    size_t n, dim;
+} vecs;
+
+typedef struct options {
+    const char *base, *queries, *gt, *name, *dir;
+    quarry_index_kind index;
+    quarry_metric metric;
+    uint32_t k, m, ef_construction, nlist, pq_m;
+    size_t nq, batch;
+    int repeat, header;
+    double min_time;
+    uint32_t ef[MAX_LIST], nprobe[MAX_LIST];
+    int nef, nnprobe;
+} options;
+
+static void die(const char *what, const char *detail) {
+    fprintf(stderr, "bench_ann: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
+    exit(2);
+}
+
+static void die_rc(const char *what, int rc) {
+    fprintf(stderr, "bench_ann: %s: %s (%s)\n", what, quarry_errmsg(), quarry_errstr(rc));
+    exit(1);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static double cpu_s(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+}
+
+/* A "Vm...:" line of /proc/self/status in bytes ("VmRSS: %llu kB"), 0 if absent. */
+static uint64_t proc_status_bytes(const char *fmt) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    unsigned long long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, fmt, &kb) == 1) break;
+    fclose(f);
+    return (uint64_t)kb * 1024;
+}
+
+static uint64_t rss_bytes(void) { return proc_status_bytes("VmRSS: %llu kB"); }
+
+/* Peak resident set of this program in MiB. VmHWM first: ru_maxrss also
+ * carries the parent's resident set at fork time across exec, so under a
+ * large parent (a Python runner) it would report the parent's size. */
+static double peak_rss_mb(void) {
+    uint64_t hwm = proc_status_bytes("VmHWM: %llu kB");
+    if (hwm) return (double)hwm / 1048576.0;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Median of v[0..n) (sorts v). */
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    if (remove(path) != 0) fprintf(stderr, "bench_ann: remove %s: %s\n", path, strerror(errno));
+    return 0;
+}
+
+static void rm_rf(const char *path) { nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
+/* .fvecs (float records) or .ivecs (int32 records, kept as raw bits). */
+static vecs read_vecs(const char *path) {
+    vecs out = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) die("cannot open", path);
+    int32_t d;
+    if (fread(&d, 4, 1, f) != 1) die("empty file", path);
+    if (d <= 0 || d > QUARRY_MAX_DIM) die("not a .fvecs/.ivecs file", path);
+    if (fseek(f, 0, SEEK_END) != 0) die("cannot seek", path);
+    long sz = ftell(f);
+    if (sz < 0) die("cannot size", path);
+    rewind(f);
+    out.dim = (size_t)d;
+    size_t rec = 4 * (out.dim + 1);
+    if ((size_t)sz % rec) die("size is not a multiple of the record size", path);
+    out.n = (size_t)sz / rec;
+    out.v = malloc(out.n * out.dim * sizeof(float) + 1);
+    if (!out.v) die("out of memory reading", path);
+    for (size_t i = 0; i < out.n; i++) {
+        int32_t di;
+        if (fread(&di, 4, 1, f) != 1 || di != d) die("inconsistent record dimension in", path);
+        if (fread(out.v + i * out.dim, sizeof(float), out.dim, f) != out.dim)
+            die("short read on", path);
+    }
+    fclose(f);
+    return out;
+}
+
+static int parse_u32_list(const char *s, uint32_t *out, const char *name) {
+    int n = 0;
+    char *copy = strdup(s), *save = NULL;
+    if (!copy) die("out of memory", NULL);
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *end;
+        unsigned long v = strtoul(t, &end, 10);
+        if (*end || v == 0 || v > UINT32_MAX || n == MAX_LIST) die("bad list for", name);
+        out[n++] = (uint32_t)v;
+    }
+    free(copy);
+    if (n == 0) die("empty list for", name);
+    return n;
+}
+
+static unsigned long parse_num(const char *s, const char *name, int zero_ok) {
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*end || errno || (!zero_ok && v == 0) || v > UINT32_MAX) die("bad number for", name);
+    return v;
+}
+
+static void usage(void) {
+    fprintf(stderr, "usage: bench_ann --base FILE.fvecs --queries FILE.fvecs --gt FILE.ivecs\n"
+                    "                 [--name NAME] [--dir DIR] [--index hnsw|ivfpq|flat]\n"
+                    "                 [--metric l2|ip|cosine] [--k 10] [--nq N] [--batch 10000]\n"
+                    "                 [--m 16] [--ef-construction 200] [--ef-list 10,16,...,256]\n"
+                    "                 [--nlist 0] [--pq-m 0] [--nprobe-list 1,2,...,128]\n"
+                    "                 [--repeat 3] [--min-time 0.2] [--no-header]\n");
+    exit(2);
+}
+
+static void parse_args(int argc, char **argv, options *o) {
+    *o = (options){0};
+    o->index = QUARRY_INDEX_HNSW;
+    o->metric = QUARRY_METRIC_L2;
+    o->k = 10;
+    o->batch = 10000;
+    o->m = 16;
+    o->ef_construction = 200;
+    o->repeat = 3;
+    o->min_time = 0.2;
+    o->header = 1;
+    o->nef = parse_u32_list("10,16,24,32,48,64,96,128,192,256", o->ef, "--ef-list");
+    o->nnprobe = parse_u32_list("1,2,4,8,16,32,64,128", o->nprobe, "--nprobe-list");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) usage();
+        if (!strcmp(a, "--no-header")) {
+            o->header = 0;
+            continue;
+        }
+        if (i + 1 >= argc) usage();
+        const char *v = argv[++i];
+        if (!strcmp(a, "--base")) {
+            o->base = v;
+        } else if (!strcmp(a, "--queries")) {
+            o->queries = v;
+        } else if (!strcmp(a, "--gt")) {
+            o->gt = v;
+        } else if (!strcmp(a, "--name")) {
+            o->name = v;
+        } else if (!strcmp(a, "--dir")) {
+            o->dir = v;
+        } else if (!strcmp(a, "--index")) {
+            int x = quarry_index_parse(v);
+            if (x < 0) die("unknown --index", v);
+            o->index = (quarry_index_kind)x;
+        } else if (!strcmp(a, "--metric")) {
+            int x = quarry_metric_parse(v);
+            if (x < 0) die("unknown --metric", v);
+            o->metric = (quarry_metric)x;
+        } else if (!strcmp(a, "--k")) {
+            o->k = (uint32_t)parse_num(v, a, 0);
+        } else if (!strcmp(a, "--nq")) {
+            o->nq = parse_num(v, a, 0);
+        } else if (!strcmp(a, "--batch")) {
+            o->batch = parse_num(v, a, 0);
+        } else if (!strcmp(a, "--m")) {
+            o->m = (uint32_t)parse_num(v, a, 0);
+        } else if (!strcmp(a, "--ef-construction")) {
+            o->ef_construction = (uint32_t)parse_num(v, a, 0);
+        } else if (!strcmp(a, "--ef-list")) {
+            o->nef = parse_u32_list(v, o->ef, a);
+        } else if (!strcmp(a, "--nlist")) {
+            o->nlist = (uint32_t)parse_num(v, a, 1);
+        } else if (!strcmp(a, "--pq-m")) {
+            o->pq_m = (uint32_t)parse_num(v, a, 1);
+        } else if (!strcmp(a, "--nprobe-list")) {
+            o->nnprobe = parse_u32_list(v, o->nprobe, a);
+        } else if (!strcmp(a, "--repeat")) {
+            o->repeat = (int)parse_num(v, a, 0);
+        } else if (!strcmp(a, "--min-time")) {
+            char *end;
+            o->min_time = strtod(v, &end);
+            if (*end || !(o->min_time >= 0 && o->min_time <= 3600)) die("bad number for", a);
+        } else {
+            usage();
+        }
+    }
+    if (!o->base || !o->queries || !o->gt) usage();
+    if (o->k > QUARRY_MAX_K || o->batch > QUARRY_MAX_BATCH_ROWS || o->repeat > 1000) usage();
+}
+
+/* Exact distance in double precision, smaller is closer (the API's convention). */
+static double exact_dist(quarry_metric metric, const float *a, const float *b, size_t dim) {
+    double s = 0, na = 0, nb = 0;
+    for (size_t i = 0; i < dim; i++) {
+        double x = a[i], y = b[i];
+        if (metric == QUARRY_METRIC_L2) {
+            s += (x - y) * (x - y);
+        } else {
+            s += x * y;
+            na += x * x;
+            nb += y * y;
+        }
+    }
+    if (metric == QUARRY_METRIC_L2) return s;
+    if (metric == QUARRY_METRIC_IP) return -s;
+    return na > 0 && nb > 0 ? 1.0 - s / sqrt(na * nb) : 1.0;
+}
+
+/* Recall@k of hits[nq][k] against the ground truth, ties counted (see the header). */
+static double recall_at_k(const options *o, const vecs *base, const vecs *qs, const vecs *gt,
+                          size_t nq, const uint32_t *hits) {
+    size_t found = 0, k = o->k;
+    for (size_t i = 0; i < nq; i++) {
+        const int32_t *g = (const int32_t *)(const void *)(gt->v + i * gt->dim);
+        const float *q = qs->v + i * qs->dim;
+        double kth = exact_dist(o->metric, q, base->v + (size_t)g[k - 1] * base->dim, base->dim);
+        double limit = kth + 1e-6 * fabs(kth);
+        for (size_t j = 0; j < k; j++) {
+            uint32_t row = hits[i * k + j];
+            if (row == NO_ROW) continue;
+            int hit = 0;
+            for (size_t m = 0; m < k && !hit; m++) hit = (uint32_t)g[m] == row;
+            if (!hit)
+                hit =
+                    exact_dist(o->metric, q, base->v + (size_t)row * base->dim, base->dim) <= limit;
+            found += (size_t)hit;
+        }
+    }
+    return (double)found / (double)(nq * k);
+}
+
+/* One pass over the queries; hit row numbers go to hits[nq][k] (NO_ROW when fewer). */
+static void search_pass(quarry_coll *coll, const vecs *qs, size_t nq, uint32_t k,
+                        const quarry_search_params *sp, uint32_t *hits) {
+    for (size_t i = 0; i < nq; i++) {
+        quarry_result *res;
+        int rc = quarry_search(coll, qs->v + i * qs->dim, (uint32_t)qs->dim, k, sp, &res);
+        if (rc) die_rc("quarry_search", rc);
+        size_t cnt = quarry_result_count(res);
+        uint32_t *h = hits + i * k;
+        for (size_t j = 0; j < k; j++) {
+            const char *id = j < cnt ? quarry_result_id(res, j, NULL) : NULL;
+            h[j] = id ? (uint32_t)strtoul(id, NULL, 10) : NO_ROW;
+        }
+        quarry_result_free(res);
+    }
+}
+
+static const char *base_name(const char *path) {
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+int main(int argc, char **argv) {
+    options o;
+    parse_args(argc, argv, &o);
+
+    vecs base = read_vecs(o.base);
+    vecs qs = read_vecs(o.queries);
+    vecs gt = read_vecs(o.gt);
+    if (qs.dim != base.dim) die("query dimension differs from the base", o.queries);
+    if (base.n == 0 || base.n > UINT32_MAX) die("unusable base row count", o.base);
+    size_t nq = o.nq && o.nq < qs.n ? o.nq : qs.n;
+    if (nq == 0) die("no queries", o.queries);
+    if (gt.n < nq || gt.dim < o.k) die("fewer ground-truth rows or columns than needed", o.gt);
+    for (size_t i = 0; i < nq * gt.dim; i++) {
+        int32_t g;
+        memcpy(&g, gt.v + i, 4);
+        if (g < 0 || (size_t)g >= base.n) die("ground-truth id out of range", o.gt);
+    }
+    char name_buf[256];
+    if (!o.name) {
+        snprintf(name_buf, sizeof name_buf, "%s", base_name(o.base));
+        char *dot = strstr(name_buf, ".fvecs");
+        if (dot) *dot = '\0';
+        size_t len = strlen(name_buf);
+        if (len > 5 && !strcmp(name_buf + len - 5, "_base")) name_buf[len - 5] = '\0';
+        o.name = name_buf;
+    }
+
+    /* Ids "<row>", formatted before any clock starts. */
+    char *ids = malloc(base.n * ID_STRIDE);
+    uint8_t *id_lens = malloc(base.n);
+    uint32_t *hits = malloc(nq * o.k * sizeof *hits);
+    double *rate = malloc((size_t)o.repeat * sizeof *rate);
+    if (!ids || !id_lens || !hits || !rate) die("out of memory", NULL);
+    for (size_t i = 0; i < base.n; i++)
+        id_lens[i] = (uint8_t)snprintf(ids + i * ID_STRIDE, ID_STRIDE, "%zu", i);
+
+    /* Scratch directory and database. */
+    const char *parent = o.dir ? o.dir : getenv("TMPDIR");
+    if (!parent || !*parent) parent = "/tmp";
+    if (mkdir(parent, 0755) != 0 && errno != EEXIST) die("cannot create --dir", parent);
+    char scratch[4096];
+    snprintf(scratch, sizeof scratch, "%s/quarry-ann-XXXXXX", parent);
+    if (!mkdtemp(scratch)) die("mkdtemp failed under", parent);
+
+    quarry_db *db;
+    int rc = quarry_open(scratch, NULL, &db);
+    if (rc) die_rc("quarry_open", rc);
+    quarry_collection_config cfg;
+    quarry_collection_config_init(&cfg);
+    cfg.dim = (uint32_t)base.dim;
+    cfg.metric = o.metric;
+    cfg.index = o.index;
+    cfg.durability = QUARRY_DURABILITY_NONE;
+    cfg.hnsw_m = o.m;
+    cfg.hnsw_ef_construction = o.ef_construction;
+    cfg.ivf_nlist = o.nlist;
+    cfg.pq_m = o.pq_m;
+    quarry_coll *coll;
+    if ((rc = quarry_collection_create(db, "ann", &cfg, &coll))) {
+        rm_rf(scratch);
+        die_rc("quarry_collection_create", rc);
+    }
+
+    printf("# bench_ann: quarry %s io=%s dataset=%s n=%zu dim=%zu nq=%zu k=%u index=%s "
+           "metric=%s m=%u ef_construction=%u batch=%zu repeat=%d min_time=%.2f cpus=%ld "
+           "QUARRY_SIMD=%s\n",
+           quarry_version(), quarry_io_backend_name(db), o.name, base.n, base.dim, nq, o.k,
+           quarry_index_name(o.index), quarry_metric_name(o.metric), o.m, o.ef_construction,
+           o.batch, o.repeat, o.min_time, sysconf(_SC_NPROCESSORS_ONLN),
+           getenv("QUARRY_SIMD") && *getenv("QUARRY_SIMD") ? getenv("QUARRY_SIMD") : "best");
+    fflush(stdout);
+
+    /* Build: batched upserts, timed from the first upsert to the last commit. */
+    fprintf(stderr, "bench_ann: %s: importing %zu rows (%s)\n", o.name, base.n,
+            quarry_index_name(o.index));
+    quarry_batch *b;
+    if ((rc = quarry_batch_new(coll, &b))) die_rc("quarry_batch_new", rc);
+    uint64_t rss0 = rss_bytes();
+    double cpu0 = cpu_s(), t0 = now_s();
+    for (size_t i = 0; i < base.n; i += o.batch) {
+        size_t end = i + o.batch < base.n ? i + o.batch : base.n;
+        for (size_t j = i; j < end; j++) {
+            quarry_row r = {0};
+            r.id = ids + j * ID_STRIDE;
+            r.id_len = id_lens[j];
+            r.vector = base.v + j * base.dim;
+            r.dim = (uint32_t)base.dim;
+            if ((rc = quarry_batch_upsert(b, &r))) die_rc("quarry_batch_upsert", rc);
+        }
+        if ((rc = quarry_batch_commit(b))) die_rc("quarry_batch_commit", rc);
+    }
+    double build_s = now_s() - t0, build_cpu = cpu_s() - cpu0;
+    uint64_t rss1 = rss_bytes();
+    quarry_batch_free(b);
+    double ts = now_s();
+    if ((rc = quarry_sync(db))) die_rc("quarry_sync", rc);
+    double sync_s = now_s() - ts;
+
+    quarry_coll_stats st;
+    memset(&st, 0, sizeof st);
+    st.size = sizeof st;
+    if ((rc = quarry_collection_stats(coll, &st))) die_rc("quarry_collection_stats", rc);
+    if (st.rows != base.n) die("row count after the import does not match the base", NULL);
+    printf("# build: wall_s=%.3f cpu_s=%.3f sync_s=%.3f rss_delta_mb=%.1f memory_bytes=%llu "
+           "disk_bytes=%llu\n",
+           build_s, build_cpu, sync_s, (double)(rss1 > rss0 ? rss1 - rss0 : 0) / 1048576.0,
+           (unsigned long long)st.memory_bytes, (unsigned long long)st.disk_bytes);
+    fflush(stdout);
+
+    /* Search sweep. */
+    int ivf = o.index == QUARRY_INDEX_IVFPQ;
+    const char *param = ivf ? "nprobe" : "ef";
+    const uint32_t *values = ivf ? o.nprobe : o.ef;
+    int nvalues = ivf ? o.nnprobe : o.nef;
+    quarry_search_params sp;
+    quarry_search_params_init(&sp);
+    sp.ef = values[0];
+    sp.nprobe = values[0];
+    search_pass(coll, &qs, nq < 100 ? nq : 100, o.k, &sp, hits); /* warm-up, untimed */
+    if (o.header)
+        printf("engine,dataset,index,param,value,recall,qps,build_s,peak_rss_mb,"
+               "index_bytes\n");
+    for (int v = 0; v < nvalues; v++) {
+        quarry_search_params_init(&sp);
+        if (ivf)
+            sp.nprobe = values[v];
+        else
+            sp.ef = values[v];
+        for (int r = 0; r < o.repeat; r++) {
+            size_t done = 0;
+            double p0 = now_s(), dt;
+            do {
+                search_pass(coll, &qs, nq, o.k, &sp, hits);
+                done += nq;
+                dt = now_s() - p0;
+            } while (dt < o.min_time);
+            rate[r] = (double)done / dt;
+        }
+        double qps = median(rate, o.repeat);
+        double recall = recall_at_k(&o, &base, &qs, &gt, nq, hits);
+        printf("quarry,%s,%s,%s,%u,%.4f,%.1f,%.3f,%.1f,%llu\n", o.name, quarry_index_name(o.index),
+               param, values[v], recall, qps, build_s, peak_rss_mb(),
+               (unsigned long long)st.memory_bytes);
+        fflush(stdout);
+        fprintf(stderr, "bench_ann: %s %s=%u recall=%.4f qps=%.0f\n", o.name, param, values[v],
+                recall, qps);
+    }
+
+    quarry_collection_close(coll);
+    if ((rc = quarry_close(db))) die_rc("quarry_close", rc);
+    rm_rf(scratch);
+    free(ids);
+    free(id_lens);
+    free(hits);
+    free(rate);
+    free(base.v);
+    free(qs.v);
+    free(gt.v);
+    return 0;
+}
