@@ -59,6 +59,8 @@ typedef struct options {
     int repeat, drop_caches, keep, reuse;
     quarry_io_backend io;
     uint64_t seed;
+    int hnsw;                 /* --index hnsw */
+    uint32_t m, ef_construction;
 } options;
 
 typedef struct stat3 {
@@ -210,6 +212,11 @@ static double build(const options *o, const char *dir) {
     quarry_collection_config_init(&cfg);
     cfg.dim = o->dim;
     cfg.durability = QUARRY_DURABILITY_NONE;
+    if (o->hnsw) {
+        cfg.index = QUARRY_INDEX_HNSW;
+        cfg.hnsw_m = o->m;
+        cfg.hnsw_ef_construction = o->ef_construction;
+    }
     quarry_coll *c;
     int rc = quarry_collection_create(db, "bench", &cfg, &c);
     if (rc) die_rc("quarry_collection_create", rc);
@@ -265,6 +272,27 @@ static int time_opens(const options *o, const char *dir, uint64_t rows, int cold
     return 0;
 }
 
+/* Hide the collection's graph checkpoint so that the next open rebuilds the
+ * graph from the log (the open warns and writes a new checkpoint at close). */
+static void hide_checkpoint(const char *dir) {
+    char cdir[4200];
+    snprintf(cdir, sizeof cdir, "%s/c-1", dir);
+    DIR *d = opendir(cdir);
+    if (!d) die("no collection directory in", dir);
+    struct dirent *e;
+    int hidden = 0;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (strncmp(e->d_name, "ckpt-", 5) || l < 5 || strcmp(e->d_name + l - 5, ".hnsw")) continue;
+        char from[4600], to[4700];
+        snprintf(from, sizeof from, "%s/%s", cdir, e->d_name);
+        snprintf(to, sizeof to, "%s.hidden", from);
+        if (rename(from, to) == 0) hidden++;
+    }
+    closedir(d);
+    if (!hidden) die("no checkpoint to hide in", cdir);
+}
+
 static int time_reads(const char *dir, int cold, double *v, int n) {
     for (int i = 0; i < n; i++) {
         if (cold && drop_caches() != 0) return -1;
@@ -276,7 +304,8 @@ static int time_reads(const char *dir, int cold, double *v, int n) {
 static void usage(void) {
     fprintf(stderr, "usage: bench_restart [--dir DIR] [--rows 1000000] [--dim 128] [--batch 1000]\n"
                     "                     [--repeat 5] [--drop-caches] [--io auto|uring|posix]\n"
-                    "                     [--keep] [--reuse] [--seed 42]\n");
+                    "                     [--keep] [--reuse] [--seed 42]\n"
+                    "                     [--index flat|hnsw] [--m 16] [--ef-construction 200]\n");
     exit(2);
 }
 
@@ -295,6 +324,8 @@ static void parse_args(int argc, char **argv, options *o) {
     o->repeat = 5;
     o->io = QUARRY_IO_AUTO;
     o->seed = 42;
+    o->m = 16;
+    o->ef_construction = 200;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--drop-caches"))
@@ -319,6 +350,14 @@ static void parse_args(int argc, char **argv, options *o) {
                 o->repeat = (int)parse_size(v, a);
             else if (!strcmp(a, "--seed"))
                 o->seed = parse_size(v, a);
+            else if (!strcmp(a, "--m"))
+                o->m = (uint32_t)parse_size(v, a);
+            else if (!strcmp(a, "--ef-construction"))
+                o->ef_construction = (uint32_t)parse_size(v, a);
+            else if (!strcmp(a, "--index")) {
+                if (strcmp(v, "flat") && strcmp(v, "hnsw")) usage();
+                o->hnsw = !strcmp(v, "hnsw");
+            }
             else if (!strcmp(a, "--io")) {
                 if (!strcmp(v, "auto"))
                     o->io = QUARRY_IO_AUTO;
@@ -406,6 +445,14 @@ int main(int argc, char **argv) {
         }
     }
 
+    /* HNSW: the same open without the checkpoint, i.e. rebuilding the graph
+     * from the log (once: it takes minutes at 1M rows). */
+    stat3 rebuild = {0};
+    if (o.hnsw) {
+        hide_checkpoint(dir);
+        if (time_opens(&o, dir, rows, 0, v, 1) == 0) rebuild = summarize(v, 1);
+    }
+
     printf("# bench_restart: rows=%llu dim=%u io=%s repeat=%d files=%llu\n",
            (unsigned long long)rows, dim, io_name, o.repeat, (unsigned long long)nfiles);
     if (built)
@@ -414,6 +461,10 @@ int main(int argc, char **argv) {
     printf("%-24s %12s %12s %12s\n", "", "median", "min", "max");
     print_row("open warm (ms)", open_warm, 1e3);
     print_row("open cold (ms)", open_cold, 1e3);
+    if (o.hnsw) {
+        print_row("open, graph rebuilt (ms)", rebuild, 1e3);
+        printf("%-24s %12.3f\n", "checkpoint / rebuild", open_warm.med / rebuild.med);
+    }
     print_row("read floor warm (ms)", read_warm, 1e3);
     print_row("read floor cold (ms)", read_cold, 1e3);
     printf("%-24s %12.0f\n", "replay warm (rows/s)", (double)rows / open_warm.med);
