@@ -17,7 +17,7 @@ BUILD_DIR=${BUILD_DIR:-build}
 
 # Build and test dependencies (Debian 12 package names).
 PACKAGES=(build-essential cmake pkg-config liburing-dev libxxhash-dev libsimde-dev
-          libjansson-dev python3 python3-numpy)
+          libjansson-dev libutf8proc-dev libstemmer-dev libroaring-dev python3 python3-numpy)
 # Peers and plotting for the benchmarks in bench/ (not needed to build or test).
 BENCH_PACKAGES=(python3-faiss python3-hnswlib python3-matplotlib hyperfine)
 

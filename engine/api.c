@@ -59,6 +59,9 @@ void quarry_collection_config_init(quarry_collection_config *c) {
     c->hnsw_ef_construction = 200;
     c->hnsw_ef_search = 64;
     c->ivf_nprobe = 16;
+    snprintf(c->text_language, sizeof c->text_language, "english");
+    c->bm25_k1 = 1.2f;
+    c->bm25_b = 0.75f;
 }
 
 void quarry_search_params_init(quarry_search_params *p) {
@@ -416,6 +419,7 @@ int quarry_collection_stats(quarry_coll *c, quarry_coll_stats *st) {
     for (size_t i = 0; i < c->nsegst; i++) st->live_bytes_estimate += c->segst[i].live_bytes;
     uint64_t mem = (uint64_t)c->rows_cap * (sizeof(row) + 1) + c->map.cap * sizeof(idmap_slot);
     st->index_bytes = c->graph ? hnsw_memory(c->graph) : (uint64_t)c->rows_cap * c->cfg.dim * 4;
+    st->index_bytes += bm25_memory(c->text) + attr_index_memory(c->attrs);
     mem += st->index_bytes;
     for (uint32_t r = 0; r < c->nrows; r++)
         if (c->rows[r].blob)

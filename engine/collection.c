@@ -46,6 +46,12 @@ static void free_rows(struct quarry_coll *c) {
     q_region_free(c->vecs, (size_t)c->rows_cap * c->cfg.dim * sizeof(float));
     hnsw_free(c->graph);
     c->graph = NULL;
+    bm25_free(c->text);
+    c->text = NULL;
+    attr_index_free(c->attrs);
+    c->attrs = NULL;
+    if (c->live) roaring_bitmap_free(c->live);
+    c->live = NULL;
     q_free(c->live_vec);
     idmap_free(&c->map);
     q_free(c->segst);
@@ -129,9 +135,12 @@ static void kill_row(struct quarry_coll *c, uint32_t r) {
         c->nlive_vec--;
         if (c->graph && hnsw_contains(c->graph, r)) {
             hnsw_delete(c->graph, r);
-            c->graph_changes++;
+            c->idx_changes++;
         }
     }
+    if ((rw->flags & ROW_TEXT) && !c->replaying && bm25_delete(c->text, r)) c->idx_changes++;
+    if (rw->meta) attr_index_remove(c->attrs, r, rw->meta);
+    roaring_bitmap_remove(c->live, r);
     segstat *s = segstat_get(c, rw->segno);
     if (s) s->live_bytes -= rw->enc_len;
     q_free(rw->blob);
@@ -154,7 +163,7 @@ static int graph_insert_rows(struct quarry_coll *c, uint32_t *rows, size_t n) {
     if (k == 0) return 0;
     int rc = k >= 256 ? hnsw_insert_batch(c->graph, rows, k, 2) : 0;
     for (size_t i = 0; k < 256 && i < k && !rc; i++) rc = hnsw_insert(c->graph, rows[i]);
-    c->graph_changes += k;
+    c->idx_changes += k;
     return rc ? q_err(rc, "inserting into the HNSW graph failed (out of memory)") : 0;
 }
 
@@ -203,7 +212,7 @@ int coll_apply(struct quarry_coll *c, uint64_t segno, uint64_t lsn, const uint8_
             }
         }
     }
-    if (more < 0) {
+    if (more != 0) { /* batch_next_op's CORRUPT (records are validated at decode) */
         rc = more;
         goto fail;
     }
@@ -218,6 +227,8 @@ int coll_apply(struct quarry_coll *c, uint64_t segno, uint64_t lsn, const uint8_
     /* ---- install: cannot fail from here on */
     segstat *ss = segstat_get(c, segno);
     size_t ndel = 0;
+    int attr_failed = 0;
+    uint32_t first_new = c->nrows;
     i = 0;
     for (pos = BATCH_PREFIX_LEN; batch_next_op(payload, len, &pos, &op) == 1; i++) {
         uint64_t h = idmap_hash(op.id, op.id_len);
@@ -245,13 +256,24 @@ int coll_apply(struct quarry_coll *c, uint64_t segno, uint64_t lsn, const uint8_
         }
         c->nlive++;
         ss->live_bytes += op.enc_len;
+        roaring_bitmap_add(c->live, r);
+        if (rw->meta && attr_index_add(c->attrs, r, rw->meta) != 0) attr_failed = 1;
         int64_t old = idmap_put(&c->map, c->rows, op.id, op.id_len, h, r);
         if (old >= 0) kill_row(c, (uint32_t)old);
     }
     if (ndeleted) *ndeleted = ndel;
     c->mem_lsn = lsn;
-    /* During replay the graph is built once at the end (or loaded). */
-    if (c->graph && !c->replaying) rc = graph_insert_rows(c, newvec, nnew);
+    /* During replay the graph and the text index are built once at the end
+     * (or loaded from the checkpoint); the metadata index is kept as we go. */
+    if (attr_failed) rc = q_err(QUARRY_NOMEM, "out of memory (metadata index)");
+    if (!rc && c->graph && !c->replaying) rc = graph_insert_rows(c, newvec, nnew);
+    for (uint32_t r = first_new; !rc && !c->replaying && r < c->nrows; r++) {
+        const row *rw = &c->rows[r];
+        if ((rw->flags & (ROW_LIVE | ROW_TEXT)) != (ROW_LIVE | ROW_TEXT)) continue;
+        rc = bm25_add(c->text, r, row_text(rw), rw->text_len);
+        if (rc) q_err_prefix(rc, "indexing the text of row '%s'", row_id(rw));
+        c->idx_changes++;
+    }
     q_free(prep);
     q_free(newvec);
     return rc;
@@ -279,14 +301,29 @@ int coll_replay(void *ctx, uint64_t segno, uint64_t lsn, const uint8_t *payload,
 /* ============================================================== index */
 
 int coll_index_init(struct quarry_coll *c) {
-    if (c->cfg.index != QUARRY_INDEX_HNSW) return 0;
-    hnsw_config hc = {(flat_metric)c->cfg.metric, c->cfg.dim, c->cfg.hnsw_m,
-                      c->cfg.hnsw_ef_construction, 0x5eed0000u + c->id, NULL};
-    int rc = hnsw_new(&hc, &c->graph);
-    return rc ? q_err(rc, "cannot create the HNSW index") : 0;
+    int rc = 0;
+    if (c->cfg.index == QUARRY_INDEX_HNSW && !c->graph) {
+        hnsw_config hc = {(flat_metric)c->cfg.metric, c->cfg.dim, c->cfg.hnsw_m,
+                          c->cfg.hnsw_ef_construction, 0x5eed0000u + c->id, NULL};
+        if ((rc = hnsw_new(&hc, &c->graph))) return q_err(rc, "cannot create the HNSW index");
+    }
+    if (!c->text) {
+        bm25_config bc;
+        bm25_config_default(&bc);
+        bc.k1 = c->cfg.bm25_k1;
+        bc.b = c->cfg.bm25_b;
+        bc.analyzer.language = c->cfg.text_language[0] ? c->cfg.text_language : NULL;
+        if ((rc = bm25_new(&bc, &c->text)))
+            return q_err_prefix(rc, "cannot create the text index");
+    }
+    if (!c->attrs && (rc = attr_index_new(&c->attrs)))
+        return q_err(rc, "cannot create the metadata index");
+    if (!c->live && !(c->live = roaring_bitmap_create()))
+        return q_err(QUARRY_NOMEM, "out of memory");
+    return 0;
 }
 
-/* (Re)build the graph from every live row with a vector, on both cores. */
+/* Insert live rows with a vector from `from` on into the graph, on both cores. */
 static int graph_build_all(struct quarry_coll *c, uint32_t from) {
     uint32_t *rows = q_malloc(((size_t)c->nrows + 1) * sizeof *rows);
     if (!rows) return q_err(QUARRY_NOMEM, "out of memory");
@@ -295,8 +332,21 @@ static int graph_build_all(struct quarry_coll *c, uint32_t from) {
         if ((c->rows[r].flags & (ROW_LIVE | ROW_VEC)) == (ROW_LIVE | ROW_VEC)) rows[n++] = r;
     int rc = n ? hnsw_insert_batch(c->graph, rows, n, 2) : 0;
     q_free(rows);
-    c->graph_changes += n;
+    c->idx_changes += n;
     return rc ? q_err(rc, "building the HNSW graph failed (out of memory)") : 0;
+}
+
+/* Index the text of live rows from `from` on, in row order. */
+static int text_build_all(struct quarry_coll *c, uint32_t from) {
+    for (uint32_t r = from; r < c->nrows; r++) {
+        const row *rw = &c->rows[r];
+        if ((rw->flags & (ROW_LIVE | ROW_TEXT)) != (ROW_LIVE | ROW_TEXT)) continue;
+        int rc = bm25_add(c->text, r, row_text(rw), rw->text_len);
+        if (rc) return q_err_prefix(rc, "building the text index");
+        c->idx_changes++;
+    }
+    bm25_shrink(c->text);
+    return 0;
 }
 
 static int graph_fresh(struct quarry_coll *c) {
@@ -308,7 +358,7 @@ static int graph_fresh(struct quarry_coll *c) {
     if (rc) {
         hnsw_free(c->graph);
         c->graph = old;
-        return rc ? q_err(rc, "out of memory (graph)") : 0;
+        return q_err(QUARRY_NOMEM, "out of memory (graph)");
     }
     for (uint32_t r = 0; r < c->nrows; r++)
         if (c->rows[r].flags & ROW_VEC)
@@ -317,61 +367,108 @@ static int graph_fresh(struct quarry_coll *c) {
     return 0;
 }
 
-static int load_checkpoint(struct quarry_coll *c) {
+/* Load the checkpoint's sections; *have_graph / *have_text say which loaded. */
+static int load_checkpoint(struct quarry_coll *c, int *have_graph, int *have_text) {
+    *have_graph = *have_text = 0;
     if (!c->ckpt_file[0]) return QUARRY_NOTFOUND;
     if (c->mem_lsn < c->ckpt_lsn || c->ckpt_rows_seen != c->ckpt_rows || c->ckpt_rows > c->nrows)
         return q_err(QUARRY_CORRUPT, "checkpoint %s does not match the log (LSN %" PRIu64
                                      ", %u rows; the log has %u rows at that LSN)",
                      c->ckpt_file, c->ckpt_lsn, c->ckpt_rows, c->ckpt_rows_seen);
-    ckpt_info want = {CKPT_KIND_HNSW, c->id, c->ckpt_rows, c->ckpt_lsn};
+    ckpt_info want = {CKPT_KIND_INDEXES, c->id, c->ckpt_rows, c->ckpt_lsn};
     uint8_t *buf;
     size_t len;
     int rc = ckpt_read(c->dir, c->ckpt_file, &want, &buf, &len);
     if (rc) return rc;
-    rc = hnsw_deserialize(c->graph, buf, len, c->ckpt_rows);
+    size_t off = 0, slen;
+    uint32_t kind;
+    const uint8_t *sec;
+    int more;
+    while (!rc && (more = ckpt_next_section(buf, len, &off, &kind, &sec, &slen)) == 1) {
+        if (kind == CKPT_SECTION_HNSW && c->graph && !*have_graph) {
+            if ((rc = hnsw_deserialize(c->graph, sec, slen, c->ckpt_rows)))
+                q_err(rc, "checkpoint %s: the graph does not decode", c->ckpt_file);
+            *have_graph = !rc;
+        } else if (kind == CKPT_SECTION_BM25 && !*have_text) {
+            if ((rc = bm25_deserialize(c->text, sec, slen)))
+                q_err_prefix(rc, "checkpoint %s: the text index does not decode", c->ckpt_file);
+            *have_text = !rc;
+        } else {
+            rc = q_err(QUARRY_CORRUPT, "checkpoint %s: unexpected section %u", c->ckpt_file, kind);
+        }
+    }
+    if (!rc && more != 0 && more != 1) rc = more; /* ckpt_next_section's CORRUPT */
     q_free(buf);
-    if (rc) return q_err(rc, "checkpoint %s: the graph does not decode", c->ckpt_file);
+    if (rc) return rc;
     /* rows that died after the checkpoint: tombstone them */
-    for (uint32_t r = 0; r < c->ckpt_rows; r++)
-        if ((c->rows[r].flags & (ROW_VEC | ROW_LIVE)) == ROW_VEC && hnsw_contains(c->graph, r) &&
+    for (uint32_t r = 0; r < c->ckpt_rows; r++) {
+        const row *rw = &c->rows[r];
+        if (rw->flags & ROW_LIVE) continue;
+        if (*have_graph && (rw->flags & ROW_VEC) && hnsw_contains(c->graph, r) &&
             !hnsw_is_deleted(c->graph, r))
             hnsw_delete(c->graph, r);
+        if (*have_text && (rw->flags & ROW_TEXT)) bm25_delete(c->text, r);
+    }
     return 0;
 }
 
 int coll_finish_replay(struct quarry_coll *c) {
     c->replaying = 0;
-    if (!c->graph) return 0;
-    int rc = load_checkpoint(c);
-    if (rc == 0) {
-        c->graph_changes = 0;
-        return graph_build_all(c, c->ckpt_rows); /* the tail after the checkpoint */
-    }
-    if (rc != QUARRY_NOTFOUND)
-        fprintf(stderr, "quarry: warning: collection '%s': %s; rebuilding the graph from the log\n",
+    int have_graph = 0, have_text = 0;
+    int rc = load_checkpoint(c, &have_graph, &have_text);
+    if (rc != 0 && rc != QUARRY_NOTFOUND) {
+        fprintf(stderr,
+                "quarry: warning: collection '%s': %s; rebuilding the indexes from the log\n",
                 c->name, quarry_errmsg());
-    if (rc != QUARRY_NOTFOUND && (rc = graph_fresh(c))) return rc;
+        if (c->graph && (rc = graph_fresh(c))) return rc;
+        bm25_clear(c->text);
+        have_graph = have_text = 0;
+    }
     q_err_clear();
-    return graph_build_all(c, 0);
+    c->idx_changes = 0;
+    if (c->graph && (rc = graph_build_all(c, have_graph ? c->ckpt_rows : 0))) return rc;
+    if ((rc = text_build_all(c, have_text ? c->ckpt_rows : 0))) return rc;
+    if (!have_graph && !have_text && !c->ckpt_file[0] && c->idx_changes == 0) return 0;
+    return 0;
 }
 
-uint64_t coll_checkpoint_due(struct quarry_coll *c) { return c->graph ? c->graph_changes : 0; }
+uint64_t coll_checkpoint_due(struct quarry_coll *c) { return c->idx_changes; }
+
+/* Append one section (kind, serialised index) to a growing buffer. */
+static int add_section(uint8_t **buf, size_t *len, uint32_t kind, uint8_t *data, size_t dlen) {
+    uint8_t *b = q_realloc(*buf, *len + CKPT_SECTION_HEADER + dlen);
+    if (!b) return q_err(QUARRY_NOMEM, "out of memory (checkpoint)");
+    put_u32(b + *len, kind);
+    put_u32(b + *len + 4, 0);
+    put_u64(b + *len + 8, dlen);
+    memcpy(b + *len + CKPT_SECTION_HEADER, data, dlen);
+    *buf = b;
+    *len += CKPT_SECTION_HEADER + dlen;
+    return 0;
+}
 
 int coll_checkpoint(struct quarry_coll *c) {
-    if (!c->graph || c->db->opts.read_only) return 0;
+    if (c->db->opts.read_only) return 0;
     pthread_mutex_lock(&c->compact_mu);
     pthread_rwlock_rdlock(&c->rw);
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    ckpt_info info = {CKPT_KIND_HNSW, c->id, c->nrows, c->mem_lsn};
+    uint8_t *buf = NULL, *part = NULL;
+    size_t len = 0, plen = 0;
+    ckpt_info info = {CKPT_KIND_INDEXES, c->id, c->nrows, c->mem_lsn};
     int rc = 0;
-    int changed = c->graph_changes != 0 || !c->ckpt_file[0];
-    uint64_t changes = c->graph_changes;
-    if (changed) rc = hnsw_serialize(c->graph, &buf, &len);
+    uint64_t changes = c->idx_changes;
+    int changed = changes != 0;
+    if (changed && c->graph && !(rc = hnsw_serialize(c->graph, &part, &plen))) {
+        rc = add_section(&buf, &len, CKPT_SECTION_HNSW, part, plen);
+        q_free(part);
+    }
+    if (changed && !rc && !(rc = bm25_serialize(c->text, &part, &plen))) {
+        rc = add_section(&buf, &len, CKPT_SECTION_BM25, part, plen);
+        q_free(part);
+    }
     pthread_rwlock_unlock(&c->rw);
     if (!changed || rc) goto out;
     char name[64], old[64];
-    snprintf(name, sizeof name, "ckpt-%020" PRIu64 "-%u.hnsw", info.lsn, info.rows);
+    snprintf(name, sizeof name, "ckpt-%020" PRIu64 "-%u.idx", info.lsn, info.rows);
     if ((rc = ckpt_write(c->dir, name, &info, buf, len))) goto out;
     snprintf(old, sizeof old, "%s", c->ckpt_file);
     pthread_mutex_lock(&c->db->mu);
@@ -387,10 +484,10 @@ int coll_checkpoint(struct quarry_coll *c) {
     pthread_mutex_unlock(&c->db->mu);
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", c->dir, rc ? name : old);
-    if (rc || old[0]) unlink(path);
+    if ((rc || old[0]) && strcmp(name, old)) unlink(path);
     if (!rc) {
         pthread_rwlock_wrlock(&c->rw);
-        c->graph_changes -= changes < c->graph_changes ? changes : c->graph_changes;
+        c->idx_changes -= changes < c->idx_changes ? changes : c->idx_changes;
         pthread_rwlock_unlock(&c->rw);
     }
 out:
@@ -432,9 +529,19 @@ int coll_vacuum(struct quarry_coll *c) {
         idmap_put(&c->map, c->rows, row_id(rw), rw->id_len, idmap_hash(row_id(rw), rw->id_len),
                   r);
     }
-    /* Row numbers changed: the graph is rebuilt over the live rows (this is
-     * also what repairs the tombstones). */
+    /* Row numbers changed: the graph, the text index and the metadata index
+     * are rebuilt over the live rows (which also repairs the tombstones). */
     if (c->graph && ((rc = graph_fresh(c)) || (rc = graph_build_all(c, 0)))) c->panic = 1;
+    bm25_clear(c->text);
+    if (!rc && (rc = text_build_all(c, 0))) c->panic = 1;
+    attr_index_free(c->attrs);
+    c->attrs = NULL;
+    roaring_bitmap_clear(c->live);
+    if (!rc && (rc = coll_index_init(c))) c->panic = 1;
+    for (uint32_t r = 0; !rc && r < n; r++) {
+        roaring_bitmap_add(c->live, r);
+        if (c->rows[r].meta && (rc = attr_index_add(c->attrs, r, c->rows[r].meta))) c->panic = 1;
+    }
 out:
     pthread_rwlock_unlock(&c->rw);
     return rc;
@@ -524,7 +631,7 @@ int coll_compact(struct quarry_coll *c, int force) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", c->dir, old);
         unlink(path);
-        c->graph_changes++; /* a fresh checkpoint is due */
+        c->idx_changes++; /* a fresh checkpoint is due */
     }
     if ((rc = seglog_sealed(c->log, &sealed, &nsealed))) goto out;
     if (nsealed > 0) {

@@ -39,15 +39,19 @@ int db_write_manifest_locked(struct quarry_db *db) {
         mc->hnsw_m = c->cfg.hnsw_m, mc->hnsw_ef_construction = c->cfg.hnsw_ef_construction;
         mc->hnsw_ef_search = c->cfg.hnsw_ef_search, mc->ivf_nlist = c->cfg.ivf_nlist;
         mc->pq_m = c->cfg.pq_m, mc->ivf_nprobe = c->cfg.ivf_nprobe;
+        snprintf(mc->text_language, sizeof mc->text_language, "%s", c->cfg.text_language);
+        mc->bm25_k1 = c->cfg.bm25_k1, mc->bm25_b = c->cfg.bm25_b;
         snprintf(mc->ckpt_file, sizeof mc->ckpt_file, "%s", c->ckpt_file);
         mc->ckpt_lsn = c->ckpt_lsn, mc->ckpt_rows = c->ckpt_rows;
-        if (c->log) {
-            rc = seglog_segments(c->log, &mc->segments, &mc->nsegments, &mc->next_segment);
-            if (rc) goto out;
-        } else {
-            mc->segments = q_malloc(sizeof *mc->segments);
-            mc->next_segment = 1;
+        if (!c->log) {
+            /* a closed log's segments are unknown here: writing the manifest
+             * now would drop them (and open would delete them as orphans) */
+            rc = q_err(QUARRY_INTERNAL, "manifest written while collection '%s' is closed",
+                       c->name);
+            goto out;
         }
+        rc = seglog_segments(c->log, &mc->segments, &mc->nsegments, &mc->next_segment);
+        if (rc) goto out;
     }
     rc = manifest_write(db->path, db->mio, &m);
 out:
@@ -138,6 +142,8 @@ static int open_collection(struct quarry_db *db, const manifest_coll *mc) {
     cfg.hnsw_m = mc->hnsw_m, cfg.hnsw_ef_construction = mc->hnsw_ef_construction;
     cfg.hnsw_ef_search = mc->hnsw_ef_search, cfg.ivf_nlist = mc->ivf_nlist;
     cfg.pq_m = mc->pq_m, cfg.ivf_nprobe = mc->ivf_nprobe;
+    snprintf(cfg.text_language, sizeof cfg.text_language, "%s", mc->text_language);
+    cfg.bm25_k1 = mc->bm25_k1, cfg.bm25_b = mc->bm25_b;
     struct quarry_coll *c;
     int rc = coll_new(db, mc->id, mc->name, &cfg, &c);
     if (rc) return rc;
@@ -359,11 +365,16 @@ int quarry_close(quarry_db *db) {
         pthread_join(db->flusher, NULL);
     }
     int rc = 0;
+    /* Checkpoints first, while every log is open: each one rewrites the
+     * manifest, which lists every collection's segments. */
     for (size_t i = 0; i < db->ncolls; i++) {
         struct quarry_coll *c = db->colls[i];
         if (coll_checkpoint_due(c) && !c->panic && coll_checkpoint(c) != 0)
             fprintf(stderr, "quarry: warning: collection '%s': checkpoint at close: %s\n",
                     c->name, quarry_errmsg());
+    }
+    for (size_t i = 0; i < db->ncolls; i++) {
+        struct quarry_coll *c = db->colls[i];
         int r = seglog_close(c->log);
         c->log = NULL;
         if (r && !rc) rc = r;
@@ -413,6 +424,10 @@ static int check_config(const quarry_collection_config *cfg) {
     if (cfg->index != QUARRY_INDEX_FLAT && cfg->dim == 0)
         return q_err(QUARRY_INVALID, "a %s index needs vectors: set dim",
                      quarry_index_name(cfg->index));
+    if (!memchr(cfg->text_language, 0, sizeof cfg->text_language))
+        return q_err(QUARRY_INVALID, "text_language is not NUL-terminated");
+    if (!(cfg->bm25_k1 >= 0 && cfg->bm25_k1 <= 100) || !(cfg->bm25_b >= 0 && cfg->bm25_b <= 1))
+        return q_err(QUARRY_INVALID, "BM25 parameters out of range (k1 0..100, b 0..1)");
     if ((cfg->hnsw_m && (cfg->hnsw_m < HNSW_MIN_M || cfg->hnsw_m > HNSW_MAX_M)) ||
         cfg->hnsw_ef_construction > 100000 || cfg->hnsw_ef_search > 100000)
         return q_err(QUARRY_INVALID,

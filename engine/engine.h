@@ -29,7 +29,11 @@
 #include <stdatomic.h>
 
 #include "common/qcommon.h"
+#include <roaring/roaring.h>
+
+#include "index/filter/filter.h"
 #include "index/hnsw/hnsw.h"
+#include "index/text/text.h"
 #include "storage/storage.h"
 
 #define ROW_LIVE 1
@@ -103,6 +107,9 @@ struct quarry_coll {
     uint32_t nrows, rows_cap;
     float *vecs;  /* flat kind: rows_cap * dim floats, 64-byte aligned */
     hnsw *graph;  /* hnsw kind: the graph, which also holds the vectors */
+    bm25 *text;   /* the rows' text (every collection) */
+    attr_index *attrs;      /* metadata values -> rows, for filters */
+    roaring_bitmap_t *live; /* live rows (the universe of filters) */
 
     /* replay and checkpoints (hnsw kind) */
     int replaying;           /* open in progress: the graph is built at the end */
@@ -111,7 +118,7 @@ struct quarry_coll {
     uint64_t ckpt_lsn;
     uint32_t ckpt_rows;
     uint32_t ckpt_rows_seen; /* replay: rows numbered after the last batch <= ckpt_lsn */
-    uint64_t graph_changes;  /* inserts + deletes since the checkpoint */
+    uint64_t idx_changes;    /* graph and text changes since the checkpoint */
     uint64_t *live_vec;
     idmap map;
     uint64_t nlive, nlive_vec, ndead;
@@ -156,9 +163,6 @@ int q_name_valid(const char *name);
 /* Parse and check metadata; on success *out is compact canonical JSON
  * (malloc'd by jansson: free with free()). */
 int q_metadata_canon(const char *json, size_t len, char **out, size_t *out_len);
-/* Check a filter expression; on success *out is the parsed object. */
-int q_filter_parse(const char *json, json_t **out);
-int q_filter_match(const json_t *filter, const json_t *meta);
 
 /* collection.c */
 int coll_new(struct quarry_db *db, uint32_t id, const char *name,
@@ -174,7 +178,7 @@ int coll_index_init(struct quarry_coll *c);
 int coll_finish_replay(struct quarry_coll *c);
 /* Write a checkpoint of the graph if it changed since the last one. */
 int coll_checkpoint(struct quarry_coll *c);
-/* Rows inserted/deleted since the last checkpoint (0 for flat collections). */
+/* Index changes (graph and text inserts and deletes) since the last checkpoint. */
 uint64_t coll_checkpoint_due(struct quarry_coll *c);
 int coll_vacuum(struct quarry_coll *c);
 int coll_compact(struct quarry_coll *c, int force);

@@ -21,67 +21,80 @@
 
 /* ============================================================== retrieval */
 
-typedef struct filter_ctx {
-    const row *rows;
-    const json_t *filter;
-} filter_ctx;
-
-static int filter_accept(void *ctx, uint32_t r) {
-    const filter_ctx *f = ctx;
-    return q_filter_match(f->filter, f->rows[r].meta);
+static int allowed_accept(void *ctx, uint32_t r) {
+    return roaring_bitmap_contains((const roaring_bitmap_t *)ctx, r);
 }
 
 /* Below this many live vectors a collection is searched exactly: a flat scan
  * of a few thousand rows is as fast as a graph search and exact. */
 #define SEARCH_FLAT_BELOW 2048
-/* A filtered query goes to the exact path when the estimated number of rows
- * passing the filter is below this fraction of the live vectors (the graph's
- * recall drops for very selective filters: the filtered walk finds too few
- * passing neighbours), or below SEARCH_FILTER_MIN_ROWS rows. */
+/* A filtered query scans exactly the rows that pass (its bitmap) when they
+ * are fewer than SEARCH_FILTER_MIN_ROWS or than this fraction of the live
+ * vectors: the graph walk would find too few passing neighbours, and a scan of
+ * a few thousand rows costs less than a graph search anyway. */
 #define SEARCH_FILTER_MIN_FRACTION 0.02
 #define SEARCH_FILTER_MIN_ROWS 4096
-#define SEARCH_FILTER_SAMPLE 512
 
-/* Estimate the fraction of live vector rows passing the filter from a
- * deterministic sample (read lock held). */
-static double filter_selectivity(quarry_coll *c, const json_t *filter) {
-    uint32_t seen = 0, pass = 0;
-    uint64_t s = 0x9E3779B97F4A7C15ull;
-    for (int tries = 0; tries < SEARCH_FILTER_SAMPLE * 4 && seen < SEARCH_FILTER_SAMPLE; tries++) {
-        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-        uint32_t r = (uint32_t)(s % c->nrows);
-        if (!(c->live_vec[r / 64] >> (r % 64) & 1)) continue;
-        seen++;
-        pass += (uint32_t)q_filter_match(filter, c->rows[r].meta);
+/* Exact k-NN over the rows of `allowed` that have a live vector. */
+static size_t scan_rows(quarry_coll *c, const float *query, uint32_t k,
+                        const roaring_bitmap_t *allowed, topk_hit *hits) {
+    const dist_kernels *kern = dist_get();
+    size_t stride;
+    const float *base = coll_vec_base(c, &stride);
+    topk t;
+    topk_init(&t, hits, k);
+    roaring_uint32_iterator_t *it = roaring_create_iterator(allowed);
+    for (; it && it->has_value; roaring_advance_uint32_iterator(it)) {
+        uint32_t r = it->current_value;
+        if (r >= c->nrows || !(c->live_vec[r / 64] >> (r % 64) & 1)) continue;
+        const float *v = base + (size_t)r * stride;
+        float d;
+        switch (c->cfg.metric) {
+        case QUARRY_METRIC_IP: d = -kern->ip(query, v, c->cfg.dim); break;
+        case QUARRY_METRIC_COSINE: d = 1.0f - kern->ip(query, v, c->cfg.dim); break;
+        default: d = kern->l2(query, v, c->cfg.dim); break;
+        }
+        topk_push(&t, d, r);
     }
-    return seen ? (double)pass / seen : 0.0;
+    roaring_free_uint32_iterator(it);
+    return topk_sort(&t);
 }
 
-/* The k best hits for a query (read lock held). A graph search that comes
- * back with fewer than k hits is redone exactly, so a query returns k rows
- * whenever k rows qualify. */
+/* The k best hits for a query (read lock held); `allowed` NULL = no filter.
+ * A graph search that comes back with fewer than k hits is redone exactly, so
+ * a query returns k rows whenever k rows qualify. */
 static size_t search_hits(quarry_coll *c, const float *query, uint32_t k, uint32_t ef, int exact,
-                          const json_t *filter, topk_hit *hits) {
-    filter_ctx fc = {c->rows, filter};
-    int graph = c->graph && !exact && c->nlive_vec >= SEARCH_FLAT_BELOW;
-    if (graph && filter) {
-        double est = filter_selectivity(c, filter) * (double)c->nlive_vec;
-        if (est < SEARCH_FILTER_MIN_FRACTION * (double)c->nlive_vec || est < SEARCH_FILTER_MIN_ROWS)
-            graph = 0;
-    }
+                          const roaring_bitmap_t *allowed, topk_hit *hits) {
     atomic_fetch_add(&c->searches, 1);
-    if (graph) {
+    if (allowed) {
+        uint64_t card = roaring_bitmap_get_cardinality(allowed);
+        if (exact || !c->graph || card < SEARCH_FILTER_MIN_ROWS ||
+            (double)card < SEARCH_FILTER_MIN_FRACTION * (double)c->nlive_vec) {
+            atomic_fetch_add(&c->searches_exact, 1);
+            return scan_rows(c, query, k, allowed, hits);
+        }
+    }
+    if (c->graph && !exact && c->nlive_vec >= SEARCH_FLAT_BELOW) {
         size_t n = hnsw_search(c->graph, query, k, ef ? ef : c->cfg.hnsw_ef_search,
-                               filter ? filter_accept : NULL, &fc, hits);
+                               allowed ? allowed_accept : NULL, (void *)allowed, hits);
         if (n == k || n == c->nlive_vec) return n;
     }
     atomic_fetch_add(&c->searches_exact, 1);
+    if (allowed) return scan_rows(c, query, k, allowed, hits);
     size_t stride;
     const float *base = coll_vec_base(c, &stride);
-    flat_scan s = {NULL,     (flat_metric)c->cfg.metric, base,
-                   c->nrows, c->cfg.dim,                 stride,
-                   c->live_vec, filter ? filter_accept : NULL, &fc};
+    flat_scan s = {NULL,     (flat_metric)c->cfg.metric, base, c->nrows, c->cfg.dim,
+                   stride,   c->live_vec,                NULL, NULL};
     return flat_search(&s, query, k, hits);
+}
+
+/* Evaluate a compiled filter into the bitmap of passing live rows (read lock
+ * held). *out stays NULL for "no filter" (or one that accepts everything). */
+static int eval_filter(quarry_coll *c, const filter_expr *f, roaring_bitmap_t **out) {
+    *out = NULL;
+    if (!f || filter_is_all(f)) return 0;
+    int rc = filter_eval(f, c->attrs, c->live, out);
+    return rc ? q_err_prefix(rc, "evaluating the filter") : 0;
 }
 
 /* Check a query vector and return the one to search with (normalised into
@@ -115,12 +128,14 @@ static int prep_vector(quarry_coll *c, const float *vec, uint32_t dim, float **s
     return 0;
 }
 
-/* Text retrieval: served by the collection's BM25 index (index/text). */
+/* Text retrieval: BM25 top-k (read lock held), filtered by `allowed`. */
 static int text_hits(quarry_coll *c, const char *text, size_t len, uint32_t depth,
-                     int require_all, const json_t *filter, topk_hit *hits, size_t *n) {
-    (void)text, (void)len, (void)depth, (void)require_all, (void)filter, (void)hits;
-    *n = 0;
-    return q_err(QUARRY_UNSUPPORTED, "collection '%s' has no text index yet", c->name);
+                     int require_all, const roaring_bitmap_t *allowed, topk_hit *hits,
+                     size_t *n) {
+    bm25_search_params p = {depth, require_all ? BM25_AND : BM25_OR,
+                            allowed ? allowed_accept : NULL, (void *)allowed, 0, NULL};
+    int rc = bm25_search(c->text, text, len, &p, hits, n);
+    return rc ? q_err_prefix(rc, "text clause") : 0;
 }
 
 /* ============================================================== results */
@@ -260,7 +275,8 @@ int quarry_search(quarry_coll *c, const float *query, uint32_t dim, uint32_t k,
         return q_err(QUARRY_MISUSE, "search params not set up by quarry_search_params_init");
     int rc = coll_enter(c, "quarry_search");
     if (rc) return rc;
-    json_t *filter = NULL;
+    filter_expr *filter = NULL;
+    roaring_bitmap_t *allowed = NULL;
     topk_hit *hits = NULL;
     qhit *qh = NULL;
     float *scratch = NULL;
@@ -270,7 +286,9 @@ int quarry_search(quarry_coll *c, const float *query, uint32_t dim, uint32_t k,
         rc = q_err(QUARRY_INVALID, "k must be 1..%d (got %u)", QUARRY_MAX_K, k);
         goto leave;
     }
-    if (params && params->filter && (rc = q_filter_parse(params->filter, &filter))) goto leave;
+    if (params && params->filter &&
+        (rc = filter_compile(params->filter, strlen(params->filter), &filter)))
+        goto leave;
     hits = q_malloc((size_t)k * sizeof *hits);
     qh = q_malloc((size_t)k * sizeof *qh);
     if (!hits || !qh) {
@@ -278,14 +296,17 @@ int quarry_search(quarry_coll *c, const float *query, uint32_t dim, uint32_t k,
         goto leave;
     }
     pthread_rwlock_rdlock(&c->rw);
-    size_t n = search_hits(c, q, k, params ? params->ef : 0, params ? params->exact : 0, filter,
-                           hits);
-    for (size_t i = 0; i < n; i++)
-        qh[i] = (qhit){hits[i].row, -hits[i].dist, {(uint32_t)i + 1, 0}, {-hits[i].dist, 0}};
-    rc = build_result(c, qh, n, 0, out);
+    if ((rc = eval_filter(c, filter, &allowed)) == 0) {
+        size_t n = search_hits(c, q, k, params ? params->ef : 0, params ? params->exact : 0,
+                               allowed, hits);
+        for (size_t i = 0; i < n; i++)
+            qh[i] = (qhit){hits[i].row, -hits[i].dist, {(uint32_t)i + 1, 0}, {-hits[i].dist, 0}};
+        rc = build_result(c, qh, n, 0, out);
+    }
     pthread_rwlock_unlock(&c->rw);
 leave:
-    json_decref(filter);
+    if (allowed) roaring_bitmap_free(allowed);
+    filter_expr_free(filter);
     q_free(hits);
     q_free(qh);
     q_free(scratch);
@@ -305,7 +326,7 @@ struct quarry_query {
     uint32_t tdepth;
     int require_all;
     float tweight;
-    json_t *filter;
+    filter_expr *filter;
     quarry_fusion fusion;
     float fusion_param;
     uint32_t k, offset;
@@ -331,7 +352,7 @@ void quarry_query_free(quarry_query *q) {
     if (!q) return;
     q_free(q->vec);
     q_free(q->text);
-    json_decref(q->filter);
+    filter_expr_free(q->filter);
     q_free(q);
 }
 
@@ -374,12 +395,12 @@ int quarry_query_text(quarry_query *q, const char *text, size_t len, uint32_t de
 int quarry_query_filter(quarry_query *q, const char *filter_json) {
     q_err_clear();
     if (!q) return q_err(QUARRY_MISUSE, "quarry_query_filter: query is NULL");
-    json_t *f = NULL;
+    filter_expr *f = NULL;
     if (filter_json) {
-        int rc = q_filter_parse(filter_json, &f);
+        int rc = filter_compile(filter_json, strlen(filter_json), &f);
         if (rc) return rc;
     }
-    json_decref(q->filter);
+    filter_expr_free(q->filter);
     q->filter = f;
     return 0;
 }
@@ -519,14 +540,16 @@ int quarry_query_run(quarry_query *q, quarry_result **out) {
         goto leave;
     }
     pthread_rwlock_rdlock(&c->rw);
-    if (q->vec) {
-        size_t n = search_hits(c, vq, vdepth, q->ef, q->exact, q->filter, hits);
+    roaring_bitmap_t *allowed = NULL;
+    rc = eval_filter(c, q->filter, &allowed);
+    if (!rc && q->vec) {
+        size_t n = search_hits(c, vq, vdepth, q->ef, q->exact, allowed, hits);
         for (size_t i = 0; i < n; i++)
             e[ne++] = (entry){hits[i].row, QUARRY_RETRIEVER_VECTOR, (uint32_t)i + 1, -hits[i].dist};
     }
-    if (q->text) {
+    if (!rc && q->text) {
         size_t n = 0;
-        rc = text_hits(c, q->text, q->text_len, tdepth, q->require_all, q->filter, hits, &n);
+        rc = text_hits(c, q->text, q->text_len, tdepth, q->require_all, allowed, hits, &n);
         for (size_t i = 0; !rc && i < n; i++)
             e[ne++] = (entry){hits[i].row, QUARRY_RETRIEVER_TEXT, (uint32_t)i + 1, -hits[i].dist};
     }
@@ -537,6 +560,7 @@ int quarry_query_run(quarry_query *q, quarry_result **out) {
         rc = build_result(c, fused + from, cnt, q->fields, out);
     }
     pthread_rwlock_unlock(&c->rw);
+    if (allowed) roaring_bitmap_free(allowed);
 leave:
     q_free(scratch);
     q_free(hits);

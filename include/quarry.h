@@ -215,9 +215,15 @@ typedef struct quarry_collection_config {
     uint32_t ivf_nlist;           /* default 0 = chosen from the row count */
     uint32_t pq_m;                /* default 0 = chosen from dim */
     uint32_t ivf_nprobe;          /* default 16 */
+    /* Text (BM25) index of the rows' text. */
+    char text_language[32];       /* Snowball stemmer: "english" (default), "none" (no
+                                     stemming) or any libstemmer language ("french",
+                                     "german", "porter" ...); CJK is always bigrammed */
+    float bm25_k1;                /* default 1.2 (>= 0) */
+    float bm25_b;                 /* default 0.75 (0..1) */
 } quarry_collection_config;
 
-/** Fill *cfg with defaults (dim 0, l2, flat, sync, 100 ms). */
+/** Fill *cfg with defaults (dim 0, l2, flat, sync, 100 ms, english, k1 1.2, b 0.75). */
 QUARRY_API void quarry_collection_config_init(quarry_collection_config *cfg);
 
 /**
@@ -340,8 +346,13 @@ QUARRY_API void quarry_doc_free(quarry_doc *d);
 
 typedef struct quarry_search_params {
     size_t size;        /* sizeof(quarry_search_params) */
-    const char *filter; /* NULL or a JSON filter: {"field": value, ...} means every
-                           field equals the value (for arrays: contains it). */
+    const char *filter; /* NULL or a JSON filter expression:
+                             {"and":[F,...]} {"or":[F,...]} {"not":F}
+                             {"eq":{"field":f,"value":v}} {"in":{"field":f,"values":[v,...]}}
+                             {"range":{"field":f,"gt"|"gte"|"lt"|"lte":n,...}} {"exists":f}
+                           or the shorthand {"f":v,...} (all equal; a string-array field
+                           equals a string it contains; numbers compare by value).
+                           A malformed filter is QUARRY_INVALID naming the position. */
     uint32_t ef;        /* HNSW ef_search; 0 = collection default */
     uint32_t nprobe;    /* IVF nprobe; 0 = collection default */
     int exact;          /* 1 = force exact (flat) search whatever the index */
@@ -470,6 +481,164 @@ QUARRY_API int quarry_collection_stats(quarry_coll *coll, quarry_coll_stats *st)
  * dead; 1 always compacts (and seals the active segment first).
  */
 QUARRY_API int quarry_collection_compact(quarry_coll *coll, int force);
+
+/* ======================================================================== */
+/* Chunking (engine/chunk.c)                                                */
+/* ======================================================================== */
+/*
+ * Split a UTF-8 text into chunks for retrieval, and store a document as chunk
+ * rows. Every chunk is a byte range [start, end) of the input, so a caller can
+ * cite or highlight it; a chunk never splits a UTF-8 code point (nor a CRLF
+ * pair, nor a character from the combining marks, variation selectors, emoji
+ * modifiers or zero-width joiner that follow it). The output is a pure function
+ * of the input bytes and the options: no locale, no randomness.
+ *
+ * Definitions used by every strategy:
+ *  - character: a code point plus the marks attached to it (above; nothing
+ *    attaches to whitespace); "\r\n" is one character.
+ *  - whitespace: ASCII space, \t \n \v \f \r, U+0085, U+00A0, U+1680,
+ *    U+2000..U+200A, U+2028, U+2029, U+202F, U+205F, U+3000, U+FEFF.
+ *  - word: a maximal run of non-whitespace characters, except that every
+ *    CJK ideograph, kana or bopomofo character is a word of its own (CJK text
+ *    has no spaces); CJK and full-width punctuation joins the word before it.
+ *  - sentence: ends after '.', '!', '?' or U+2026 followed by whitespace or
+ *    the end of the text (closing quotes and brackets stay with it; a '.'
+ *    followed by a lowercase ASCII letter, as in "e.g. this", does not end
+ *    one), right after U+3002, U+FF01, U+FF1F (CJK stops need no space), and
+ *    at a blank line. It spans its first to its last non-whitespace character.
+ *  - blank line: a line holding only whitespace; it separates paragraphs.
+ *
+ * Strategies (`max` and `overlap` units; defaults when max = 0 and when
+ * overlap = QUARRY_CHUNK_DEFAULT -- "max/5" means a fifth of the max in use):
+ *  FIXED_CHARS  windows of `max` characters starting every max - overlap
+ *               characters (default 1000 / max/5). Windows are not trimmed;
+ *               windows of whitespace only are skipped.
+ *  FIXED_WORDS  windows of `max` words starting every max - overlap words
+ *               (default 200 / max/5), from the first word's first byte to
+ *               the last word's last byte.
+ *  SENTENCE     whole sentences packed while the chunk holds at most `max`
+ *               words; the next chunk repeats the last `overlap` sentences
+ *               (default 250 words / 1 sentence). Fewer are repeated when
+ *               they and the next sentence would not fit, and a chunk always
+ *               starts at least one sentence after the previous one. A
+ *               sentence longer than `max` words is cut into windows of `max`
+ *               words, never overlapped. (The default overlap is 0 when max
+ *               is 1.)
+ *  RECURSIVE    the text is cut into pieces of at most `max` characters:
+ *               paragraphs (cut at blank lines); a paragraph too long is cut
+ *               at line breaks, a line too long at sentence ends, a sentence
+ *               between words, a word between characters (windows of `max`
+ *               characters every max - overlap). The pieces are packed
+ *               greedily into chunks of at most `max` characters (measured
+ *               from the first piece's start to the last one's end), and the
+ *               next chunk repeats whole trailing pieces of at most `overlap`
+ *               characters that fit with the piece after them (default 1000
+ *               / max/5 characters).
+ *  MARKDOWN     the text is cut into sections at ATX headings ('#'..'######'
+ *               after at most 3 spaces, then a space or the line end; not
+ *               inside ``` or ~~~ fences). A section starts at its heading
+ *               line, and a section holding nothing but its heading is joined
+ *               to the next one. A section of at most `max` characters is one
+ *               chunk, a longer one is cut like RECURSIVE, so chunks never
+ *               cross a section (default 1000 characters / overlap 0). Each
+ *               chunk carries its heading path: the texts of the enclosing
+ *               headings (without '#' marks), outermost first.
+ * Every chunk but FIXED_CHARS windows starts and ends on non-whitespace.
+ * Empty or whitespace-only input gives zero chunks.
+ */
+typedef enum quarry_chunk_strategy {
+    QUARRY_CHUNK_SENTENCE = 0, /* the default */
+    QUARRY_CHUNK_FIXED_CHARS = 1,
+    QUARRY_CHUNK_FIXED_WORDS = 2,
+    QUARRY_CHUNK_RECURSIVE = 3,
+    QUARRY_CHUNK_MARKDOWN = 4
+} quarry_chunk_strategy;
+
+#define QUARRY_CHUNK_DEFAULT 0xffffffffu /* overlap: the strategy's default */
+#define QUARRY_CHUNK_MAX_SIZE 1000000u    /* largest `max` accepted */
+
+typedef struct quarry_chunk_options {
+    size_t size;                    /* sizeof(quarry_chunk_options) */
+    quarry_chunk_strategy strategy; /* default SENTENCE */
+    uint32_t max;                   /* chunk size in the strategy's unit; 0 = default */
+    uint32_t overlap;               /* < max; QUARRY_CHUNK_DEFAULT = the default */
+} quarry_chunk_options;
+
+/** Fill *opts with the defaults (sentence, 250 words, 1 sentence overlap). */
+QUARRY_API void quarry_chunk_options_init(quarry_chunk_options *opts);
+
+/** "sentence", "fixed_chars", "fixed_words", "recursive", "markdown";
+ *  parse returns -1 on an unknown name, name returns "" for a bad value. */
+QUARRY_API int quarry_chunk_strategy_parse(const char *name);
+QUARRY_API const char *quarry_chunk_strategy_name(quarry_chunk_strategy s);
+
+typedef struct quarry_chunk {
+    size_t start, end;  /* byte offsets [start, end) into the input text */
+    uint32_t chars;     /* characters in [start, end) */
+    uint32_t words;     /* words in [start, end) */
+    uint32_t nheadings; /* MARKDOWN: depth of the heading path, else 0 */
+    const char *const *headings; /* nheadings NUL-terminated heading texts, outermost
+                                    first (NULL when 0); borrowed like the chunk */
+} quarry_chunk;
+
+typedef struct quarry_chunks quarry_chunks;
+
+/**
+ * Chunk `len` bytes of UTF-8 `text` (len 0 with text != NULL: strlen).
+ * @param opts NULL for the defaults
+ * @param[out] out the chunks, in text order (free with quarry_chunks_free)
+ * @return OK, INVALID (not UTF-8, longer than QUARRY_MAX_TEXT_LEN, unknown
+ *         strategy, max above QUARRY_CHUNK_MAX_SIZE, overlap >= max), NOMEM.
+ * Pure function; any thread.
+ */
+QUARRY_API int quarry_chunk_text(const char *text, size_t len, const quarry_chunk_options *opts,
+                                 quarry_chunks **out);
+QUARRY_API size_t quarry_chunks_count(const quarry_chunks *c);
+/** Chunk i (< count), or NULL. Valid until quarry_chunks_free(). */
+QUARRY_API const quarry_chunk *quarry_chunks_get(const quarry_chunks *c, size_t i);
+QUARRY_API void quarry_chunks_free(quarry_chunks *c);
+
+/**
+ * A document to store as chunk rows (everything is copied).
+ *  id        the parent id, UTF-8; id_len 0 = strlen. The chunk rows get the
+ *            ids "<id>#0", "<id>#1", ..., which must fit QUARRY_MAX_ID_LEN.
+ *  text      UTF-8 (text_len 0 = strlen); empty text stores no chunk.
+ *  metadata  NULL or a JSON object copied into every chunk row; it may not
+ *            use the keys the chunker sets (below).
+ *  vectors   NULL, or one vector of `dim` floats per chunk, in chunk order
+ *            (chunk first with quarry_chunk_text and the same options to
+ *            learn the count); nvectors must equal the chunk count.
+ */
+typedef struct quarry_document {
+    const char *id;
+    size_t id_len;
+    const char *text;
+    size_t text_len;
+    const char *metadata;
+    size_t metadata_len;
+    const float *vectors;
+    uint32_t dim;
+    size_t nvectors;
+} quarry_document;
+
+/**
+ * Chunk a document and store the chunks in ONE atomic batch: chunk n becomes
+ * the row "<id>#<n>" with its text, its vector (when given) and the metadata
+ * plus "_parent" (the id), "_chunk" (n), "_start" and "_end" (byte offsets
+ * into the document text) and, for MARKDOWN, "_heading" (the heading path, an
+ * array of strings). Chunk rows left by an earlier version of the document
+ * beyond the new count ("<id>#<count>", ... while they exist) are deleted in
+ * the same batch, so re-upserting a shorter document leaves no stale chunk.
+ * Calls for the same collection and id are serialised within the process.
+ * @param opts     NULL for the default chunking
+ * @param[out] nchunks  (may be NULL) the number of chunk rows stored
+ * @return as quarry_chunk_text and quarry_batch_commit, plus INVALID (bad id,
+ *         metadata not an object or using a reserved key, vector count) and
+ *         MISMATCH (vector dim).
+ */
+QUARRY_API int quarry_upsert_document(quarry_coll *coll, const quarry_document *doc,
+                                      const quarry_chunk_options *opts, size_t *nchunks);
+/* ====================================================== end of Chunking == */
 
 #ifdef __cplusplus
 }

@@ -141,3 +141,19 @@ out:
     close(fd);
     return rc;
 }
+
+int ckpt_next_section(const uint8_t *buf, size_t len, size_t *off, uint32_t *kind,
+                      const uint8_t **sec, size_t *slen) {
+    if (*off == len) return 0;
+    if (*off > len || len - *off < CKPT_SECTION_HEADER)
+        return q_err(QUARRY_CORRUPT, "checkpoint: truncated section header");
+    const uint8_t *h = buf + *off;
+    uint64_t l = get_u64(h + 8);
+    if (get_u32(h + 4) != 0 || l > len - *off - CKPT_SECTION_HEADER)
+        return q_err(QUARRY_CORRUPT, "checkpoint: bad section header");
+    *kind = get_u32(h);
+    *sec = h + CKPT_SECTION_HEADER;
+    *slen = (size_t)l;
+    *off += CKPT_SECTION_HEADER + (size_t)l;
+    return 1;
+}

@@ -96,19 +96,25 @@
  *
  * ============================================================== CHECKPOINT FILE
  *
- *   DB/c-<id>/ckpt-<lsn>.<kind>   an index checkpoint (kind "hnsw": the graph)
+ *   DB/c-<id>/ckpt-<lsn>-<rows>.idx   the collection's index checkpoint
  *
  *   offset size  field
  *   0      8     magic "QRYCKPT1"
  *   8      4     format version = 1
- *   12     4     kind: 1 = HNSW graph
+ *   12     4     kind: 1 = collection indexes (sections below)
  *   16     4     collection id
  *   20     4     rows: row numbers [0, rows) the index covers
  *   24     8     LSN: the index reflects every batch with LSN <= this one
  *   32     8     payload_len
  *   40     8     XXH3-64 of the payload
  *   48     8     XXH3-64 of bytes [0, 48)
- *   56     ...   payload: the index's own serialisation (index/hnsw/hnsw_serde.c)
+ *   56     ...   payload: sections, back to back:
+ *                  0  4  section kind: 1 = HNSW graph (index/hnsw/hnsw_serde.c),
+ *                                      2 = BM25 text index (index/text/bm25_serde.c)
+ *                  4  4  reserved, 0
+ *                  8  8  length L
+ *                  16 L  the index's own serialisation (self-checksummed)
+ *                A section kind appears at most once; unknown kinds are an error.
  *
  * The manifest names the collection's current checkpoint ("checkpoint":
  * {"file", "lsn", "rows"}). A checkpoint is USED only if the file is valid
@@ -151,7 +157,10 @@
 #define CKPT_MAGIC "QRYCKPT1"
 #define CKPT_VERSION 1
 #define CKPT_HEADER_LEN 56
-#define CKPT_KIND_HNSW 1
+#define CKPT_KIND_INDEXES 1
+#define CKPT_SECTION_HNSW 1
+#define CKPT_SECTION_BM25 2
+#define CKPT_SECTION_HEADER 16
 
 #define MANIFEST_MAGIC "QRYMANIF"
 #define MANIFEST_VERSION 1

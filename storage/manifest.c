@@ -54,6 +54,13 @@ int manifest_encode(const manifest *m, uint8_t **buf, size_t *len) {
             (json_int_t)c->ivf_nprobe, "next_segment", (json_int_t)c->next_segment, "segments",
             segs);
         if (!o) goto nomem;
+        if (json_object_set_new(o, "text_language",
+                                json_string(c->text_language[0] ? c->text_language : "english")) ||
+            json_object_set_new(o, "bm25_k1", json_real(c->bm25_k1)) ||
+            json_object_set_new(o, "bm25_b", json_real(c->bm25_b))) {
+            json_decref(o);
+            goto nomem;
+        }
         if (c->ckpt_file[0]) {
             json_t *ck = json_pack("{s:s, s:I, s:I}", "file", c->ckpt_file, "lsn",
                                    (json_int_t)c->ckpt_lsn, "rows", (json_int_t)c->ckpt_rows);
@@ -189,6 +196,18 @@ int manifest_decode(const uint8_t *buf, size_t len, manifest *m) {
                     BAD("manifest: collection '%s': segment listed twice", name);
         }
         c->nsegments = ns;
+        /* text analyzer settings (absent in older manifests: defaults) */
+        json_t *tl = json_object_get(o, "text_language");
+        const char *lang = tl ? json_string_value(tl) : "english";
+        if (!lang || !*lang || strlen(lang) >= sizeof c->text_language)
+            BAD("manifest: collection '%s': bad text_language", name);
+        strcpy(c->text_language, lang);
+        json_t *k1 = json_object_get(o, "bm25_k1"), *bb = json_object_get(o, "bm25_b");
+        c->bm25_k1 = k1 ? (float)json_number_value(k1) : 1.2f;
+        c->bm25_b = bb ? (float)json_number_value(bb) : 0.75f;
+        if ((k1 && !json_is_number(k1)) || (bb && !json_is_number(bb)) || !(c->bm25_k1 >= 0) ||
+            !(c->bm25_k1 < 1000) || !(c->bm25_b >= 0) || !(c->bm25_b <= 1))
+            BAD("manifest: collection '%s': bad BM25 parameters", name);
         json_t *ck = json_object_get(o, "checkpoint");
         if (ck) {
             const char *file = json_string_value(json_object_get(ck, "file"));

@@ -125,6 +125,8 @@ typedef struct manifest_coll {
     uint64_t next_segment;
     uint64_t *segments; /* q_malloc'd */
     size_t nsegments;
+    char text_language[32];
+    float bm25_k1, bm25_b;
     char ckpt_file[64]; /* "" = no checkpoint */
     uint64_t ckpt_lsn;
     uint32_t ckpt_rows;
@@ -162,6 +164,11 @@ int ckpt_read(const char *dir, const char *name, const ckpt_info *want, uint8_t 
 /* Decode a checkpoint held in memory (hostile bytes); payload points into buf. */
 int ckpt_decode(const uint8_t *buf, size_t len, ckpt_info *info, const uint8_t **payload,
                 size_t *plen);
+
+/* Walk the sections of a checkpoint payload: *off starts at 0. Returns 1 and
+ * the next section, 0 at the end, QUARRY_CORRUPT on a malformed header. */
+int ckpt_next_section(const uint8_t *buf, size_t len, size_t *off, uint32_t *kind,
+                      const uint8_t **sec, size_t *slen);
 
 /* fsync a directory. 0 or an rc. */
 int storage_fsync_dir(const char *dir);

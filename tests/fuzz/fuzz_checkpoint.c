@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Fuzz target: the checkpoint file decoder and the HNSW graph decoder. The
- * input is a checkpoint file; its payload is handed to hnsw_deserialize on an
- * index of 64 nodes of dimension 4 (the corpus is made with that shape).
+ * Fuzz target: the checkpoint file decoder, its section walker, and the two
+ * index decoders behind it: the HNSW graph (on an index of 64 nodes of
+ * dimension 4, the corpus's shape) and the BM25 text index.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +14,7 @@
 
 #include "common/qcommon.h"
 #include "index/hnsw/hnsw.h"
+#include "index/text/text.h"
 #include "storage/storage.h"
 
 static void one(const uint8_t *data, size_t size);
@@ -38,25 +39,39 @@ static void one(const uint8_t *data, size_t size) {
     const uint8_t *payload = data;
     size_t plen = size;
     if (ckpt_decode(data, size, &info, &payload, &plen) != 0) {
-        payload = data; /* also feed raw bytes straight to the graph decoder */
+        payload = data; /* also treat raw bytes as a payload of sections */
         plen = size;
     }
     hnsw_config cfg = {FLAT_L2, 4, 8, 32, 1, NULL};
-    hnsw *h;
-    if (hnsw_new(&cfg, &h) != 0) return;
-    if (hnsw_reserve(h, 64) == 0) {
-        for (uint32_t n = 0; n < 64; n++) {
-            float *v = hnsw_vector(h, n);
-            for (int j = 0; j < 4; j++) v[j] = (float)((n * 7 + j * 13) % 17);
+    hnsw *h = NULL;
+    bm25 *t = NULL;
+    if (hnsw_new(&cfg, &h) != 0 || hnsw_reserve(h, 64) != 0 || bm25_new(NULL, &t) != 0) goto out;
+    for (uint32_t n = 0; n < 64; n++) {
+        float *v = hnsw_vector(h, n);
+        for (int j = 0; j < 4; j++) v[j] = (float)((n * 7 + j * 13) % 17);
+    }
+    size_t off = 0, slen;
+    uint32_t kind;
+    const uint8_t *sec;
+    while (ckpt_next_section(payload, plen, &off, &kind, &sec, &slen) == 1) {
+        char msg[256];
+        if (kind == CKPT_SECTION_HNSW && hnsw_deserialize(h, sec, slen, 64) == 0 &&
+            hnsw_check(h, msg, sizeof msg) == 0) {
+            float q[4] = {1, 2, 3, 4};
+            topk_hit hits[5];
+            (void)hnsw_search(h, q, 5, 16, NULL, NULL, hits);
         }
-        if (hnsw_deserialize(h, payload, plen, 64) == 0) {
-            char msg[256];
-            if (hnsw_check(h, msg, sizeof msg) == 0) {
-                float q[4] = {1, 2, 3, 4};
-                topk_hit out[5];
-                (void)hnsw_search(h, q, 5, 16, NULL, NULL, out);
-            }
+        if (kind == CKPT_SECTION_BM25 && bm25_deserialize(t, sec, slen) == 0 &&
+            bm25_check(t, msg, sizeof msg) == 0) {
+            topk_hit hits[5];
+            size_t n;
+            bm25_search_params p = {5, BM25_OR, NULL, NULL, 0, NULL};
+            (void)bm25_search(t, "alpha \"beta gamma\"", 18, &p, hits, &n);
         }
     }
+    /* the graph decoder alone, on raw bytes */
+    (void)hnsw_deserialize(h, data, size, 64);
+out:
     hnsw_free(h);
+    bm25_free(t);
 }

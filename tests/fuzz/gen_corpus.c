@@ -11,6 +11,7 @@
 
 #include "common/qcommon.h"
 #include "index/hnsw/hnsw.h"
+#include "index/text/text.h"
 #include "storage/format.h"
 #include "storage/storage.h"
 
@@ -116,25 +117,43 @@ int main(int argc, char **argv) {
         if (i % 9 != 4 && hnsw_insert(h, i)) return 1;
     }
     hnsw_delete(h, 3);
-    uint8_t *gb;
-    size_t gl;
+    uint8_t *gb, *tb;
+    size_t gl, tl;
     if (hnsw_serialize(h, &gb, &gl)) return 1;
     put("fuzz_checkpoint", "graph-raw", gb, gl);
+    bm25 *t;
+    const char *docs[] = {"alpha beta gamma", "beta gamma delta running", "東京都 の 天気",
+                          "Café crème brûlée", "gamma gamma alpha"};
+    if (bm25_new(NULL, &t)) return 1;
+    for (uint32_t i = 0; i < 5; i++)
+        if (bm25_add(t, i, docs[i], strlen(docs[i]))) return 1;
+    bm25_delete(t, 1);
+    if (bm25_serialize(t, &tb, &tl)) return 1;
     static uint8_t ck[1 << 20];
-    ckpt_info info = {CKPT_KIND_HNSW, 1, 64, 9};
+    size_t plen = 0;
+    uint8_t *payload = ck + CKPT_HEADER_LEN;
+    put_u32(payload, CKPT_SECTION_HNSW), put_u32(payload + 4, 0), put_u64(payload + 8, gl);
+    memcpy(payload + CKPT_SECTION_HEADER, gb, gl);
+    plen += CKPT_SECTION_HEADER + gl;
+    put_u32(payload + plen, CKPT_SECTION_BM25), put_u32(payload + plen + 4, 0);
+    put_u64(payload + plen + 8, tl);
+    memcpy(payload + plen + CKPT_SECTION_HEADER, tb, tl);
+    plen += CKPT_SECTION_HEADER + tl;
     /* the file layout, built like ckpt_write does */
     memcpy(ck, CKPT_MAGIC, 8);
     put_u32(ck + 8, CKPT_VERSION);
-    put_u32(ck + 12, info.kind);
-    put_u32(ck + 16, info.coll_id);
-    put_u32(ck + 20, info.rows);
-    put_u64(ck + 24, info.lsn);
-    put_u64(ck + 32, gl);
+    put_u32(ck + 12, CKPT_KIND_INDEXES);
+    put_u32(ck + 16, 1);
+    put_u32(ck + 20, 64);
+    put_u64(ck + 24, 9);
+    put_u64(ck + 32, plen);
     extern uint64_t fuzz_xxh3(const void *, size_t);
-    put_u64(ck + 40, fuzz_xxh3(gb, gl));
+    put_u64(ck + 40, fuzz_xxh3(payload, plen));
     put_u64(ck + 48, fuzz_xxh3(ck, 48));
-    memcpy(ck + CKPT_HEADER_LEN, gb, gl);
-    put("fuzz_checkpoint", "graph-file", ck, CKPT_HEADER_LEN + gl);
+    put("fuzz_checkpoint", "graph-file", ck, CKPT_HEADER_LEN + plen);
+    put("fuzz_checkpoint", "sections", payload, plen);
+    q_free(tb);
+    bm25_free(t);
     q_free(gb);
     hnsw_free(h);
 
