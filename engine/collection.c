@@ -126,6 +126,12 @@ static int grow_rows(struct quarry_coll *c, uint32_t need) {
     return 0;
 }
 
+int coll_reserve(struct quarry_coll *c, uint32_t rows) {
+    int rc = grow_rows(c, rows);
+    if (!rc) rc = idmap_reserve(&c->map, rows);
+    return rc;
+}
+
 static void kill_row(struct quarry_coll *c, uint32_t r) {
     row *rw = &c->rows[r];
     if (!(rw->flags & ROW_LIVE)) return;

@@ -161,6 +161,19 @@ static int open_collection(struct quarry_db *db, const manifest_coll *mc) {
         return rc;
     }
     c->replaying = 1;
+    /* Size everything once from the log's bytes: growing by doubling during
+     * replay copied the vectors (or the graph's node blocks) log2(n) times. */
+    uint64_t log_bytes = 0;
+    for (size_t i = 0; i < mc->nsegments; i++) {
+        char path[4200];
+        struct stat sst;
+        snprintf(path, sizeof path, "%s/seg-%08" PRIu64 ".log", c->dir, mc->segments[i]);
+        if (stat(path, &sst) == 0) log_bytes += (uint64_t)sst.st_size;
+    }
+    uint64_t per_row = OP_HEADER_LEN + 24 + (uint64_t)mc->dim * 4;
+    uint64_t est = log_bytes / per_row;
+    if (est > 4096 && est < UINT32_MAX / 2) (void)coll_reserve(c, (uint32_t)est);
+    q_err_clear();
     seglog_config lc = {c->dir,
                         c->id,
                         db->io_kind,

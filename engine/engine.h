@@ -172,6 +172,8 @@ int coll_replay(void *ctx, uint64_t segno, uint64_t lsn, const uint8_t *payload,
                 uint32_t rec_len);
 int coll_apply(struct quarry_coll *c, uint64_t segno, uint64_t lsn, const uint8_t *payload,
                uint32_t len, size_t *ndeleted);
+/* Size rows, vectors (or graph) and the id map for `rows` rows at once. */
+int coll_reserve(struct quarry_coll *c, uint32_t rows);
 /* Create the index structures for the collection's kind (before replay). */
 int coll_index_init(struct quarry_coll *c);
 /* After replay: load the checkpoint or (re)build the graph. */
