@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: MIT
 #
 # run.sh -- one entry point for a fresh Debian 12 machine:
-#   ./run.sh demo    install dependencies, build, run the demo (a database, an
-#                    import, searches, a restart)
+#   ./run.sh demo    install dependencies, build, start quarryd with a demo
+#                    collection and use it from the CLI and the Python client
+#                    (scripts/demo-local.sh is the serverless demo)
 #   ./run.sh test    install dependencies, build, run the whole test suite, then
 #                    the quick tier again under AddressSanitizer + UBSan
 #   ./run.sh build   install dependencies and build only (build/)
@@ -17,7 +18,9 @@ BUILD_DIR=${BUILD_DIR:-build}
 
 # Build and test dependencies (Debian 12 package names).
 PACKAGES=(build-essential cmake pkg-config liburing-dev libxxhash-dev libsimde-dev
-          libjansson-dev libutf8proc-dev libstemmer-dev libroaring-dev python3 python3-numpy)
+          libjansson-dev libutf8proc-dev libstemmer-dev libroaring-dev python3 python3-numpy
+          libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
+          protobuf-compiler-grpc grpc-proto python3-grpcio python3-protobuf openssl)
 # Peers and plotting for the benchmarks in bench/ (not needed to build or test).
 BENCH_PACKAGES=(python3-faiss python3-hnswlib python3-matplotlib hyperfine)
 
@@ -53,7 +56,7 @@ build)
 demo)
     install_packages "${PACKAGES[@]}"
     build "$BUILD_DIR"
-    exec scripts/demo.sh "$BUILD_DIR/clients/cli/quarry"
+    exec scripts/demo.sh "$BUILD_DIR"
     ;;
 test)
     install_packages "${PACKAGES[@]}"
@@ -71,7 +74,7 @@ bench-deps)
     install_packages "${PACKAGES[@]}" "${BENCH_PACKAGES[@]}"
     ;;
 *)
-    sed -n '3,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '3,12p' "$0" | sed 's/^# \{0,1\}//'
     exit 1
     ;;
 esac

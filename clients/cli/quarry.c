@@ -5,6 +5,8 @@
  *
  *   quarry [GLOBAL OPTIONS] DB COMMAND [ARGS...]   run one command
  *   quarry [GLOBAL OPTIONS] DB                     read commands from stdin
+ *   quarry --remote HOST:PORT COMMAND [ARGS...]    run it against quarryd
+ *                                                  (remote.c)
  *
  * Design:
  *  - The engine is reached only through the public API in quarry.h; JSON is
@@ -42,6 +44,9 @@
 #include <unistd.h>
 
 #include "quarry.h"
+#ifdef QUARRY_WITH_RPC
+#include "remote.h"
+#endif
 
 enum { EXIT_USAGE = 1, EXIT_ENGINE = 2 };
 
@@ -54,6 +59,9 @@ typedef struct cli {
     int read_only;
     int bail;            /* shell mode: stop at the first failing command */
     quarry_io_backend io;
+    const char *remote;  /* --remote HOST:PORT: run the command against quarryd */
+    const char *tls_ca;  /* --tls-ca FILE (remote) */
+    char *api_key;       /* --api-key-file FILE or $QUARRY_API_KEY (remote) */
 } cli;
 
 typedef struct command command;
@@ -1100,6 +1108,14 @@ static void print_help(FILE *out) {
           "  --read-only           open the database read-only\n"
           "  --io B                I/O back end: auto (default), uring or posix\n"
           "  --bail                stdin shell: stop at the first failing command\n"
+#ifdef QUARRY_WITH_RPC
+          "  --remote HOST:PORT    run COMMAND against a quarryd server instead of a\n"
+          "                        local DB (no DB argument; same commands and output,\n"
+          "                        except compact and sync; no stdin shell)\n"
+          "  --api-key-file FILE   --remote: send the key on FILE's first line (default:\n"
+          "                        $QUARRY_API_KEY) as 'authorization: Bearer <key>'\n"
+          "  --tls-ca FILE         --remote: connect with TLS, trusting these PEM roots\n"
+#endif
           "  --help, -h            this help; 'quarry DB COMMAND --help' for one command\n"
           "  --version, -V         print the version\n"
           "\n"
@@ -1114,7 +1130,11 @@ static void print_help(FILE *out) {
           "  quarry ./db create docs --dim 4 --metric cosine\n"
           "  quarry ./db import docs docs.jsonl\n"
           "  quarry ./db search docs --vector '[0.1, 0.2, 0.3, 0.4]' --k 3 "
-          "--filter '{\"lang\": \"en\"}'\n",
+          "--filter '{\"lang\": \"en\"}'\n"
+#ifdef QUARRY_WITH_RPC
+          "  quarry --remote 127.0.0.1:7070 list --long\n"
+#endif
+          ,
           out);
 }
 
@@ -1260,6 +1280,22 @@ static int parse_global_options(cli *c, int argc, char **argv, int *next) {
             c->read_only = 1;
         } else if (strcmp(a, "--bail") == 0) {
             c->bail = 1;
+#ifdef QUARRY_WITH_RPC
+        } else if (strcmp(a, "--remote") == 0 && i + 1 < argc) {
+            c->remote = argv[++i];
+        } else if (strcmp(a, "--tls-ca") == 0 && i + 1 < argc) {
+            c->tls_ca = argv[++i];
+        } else if (strcmp(a, "--api-key-file") == 0 && i + 1 < argc) {
+            const char *path = argv[++i];
+            FILE *f = fopen(path, "r");
+            size_t cap = 0;
+            ssize_t len = f ? getline(&c->api_key, &cap, f) : -1;
+            if (f) fclose(f);
+            while (len > 0 && (c->api_key[len - 1] == '\n' || c->api_key[len - 1] == '\r'))
+                c->api_key[--len] = '\0';
+            if (len <= 0) return usage_error(NULL, "--api-key-file %s: no key on its first line",
+                                             path);
+#endif
         } else if (strcmp(a, "--io") == 0 && i + 1 < argc) {
             const char *v = argv[++i];
             if (strcmp(v, "auto") == 0) c->io = QUARRY_IO_AUTO;
@@ -1270,16 +1306,38 @@ static int parse_global_options(cli *c, int argc, char **argv, int *next) {
             return usage_error(NULL, "unknown global option '%s'", a);
         }
     }
-    if (i >= argc) return usage_error(NULL, "missing the database directory DB");
+    if (i >= argc && !c->remote) return usage_error(NULL, "missing the database directory DB");
     *next = i;
     return -1;
 }
+
+#ifdef QUARRY_WITH_RPC
+/* --remote: `quarry --remote ADDR COMMAND [ARGS...]` (no DB). */
+static int run_remote(cli *c, int argc, char **argv) {
+    const command *cmd = argc > 0 ? find_command(argv[0]) : NULL;
+    for (int j = 1; cmd && j < argc && strcmp(argv[j], "--") != 0; j++) {
+        if (is_help_word(argv[j])) {
+            print_command_help(cmd, stdout, "", "quarry --remote HOST:PORT ");
+            return 0;
+        }
+    }
+    const char *key = c->api_key;
+    if (!key && getenv("QUARRY_API_KEY") && *getenv("QUARRY_API_KEY"))
+        key = getenv("QUARRY_API_KEY");
+    int status = remote_main(c->remote, key, c->tls_ca, argc, argv);
+    free(c->api_key);
+    return status;
+}
+#endif
 
 int main(int argc, char **argv) {
     cli c = {0};
     const command *cmd = NULL;
     int i = 0, status = parse_global_options(&c, argc, argv, &i);
     if (status >= 0) return status;
+#ifdef QUARRY_WITH_RPC
+    if (c.remote) return run_remote(&c, argc - i, argv + i);
+#endif
     c.db_path = argv[i++];
     if (i < argc) {
         if (!(cmd = find_command(argv[i])))

@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: MIT */
+/* rpct.c -- run quarryd for the RPC tests (see rpct.h). */
+#define _GNU_SOURCE
+#include "rpct.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int rpct_try_start(rpct_server *s, const char *data, const char *const *args,
+                   const char *api_key) {
+    memset(s, 0, sizeof *s);
+    snprintf(s->data, sizeof s->data, "%s", data);
+    snprintf(s->log, sizeof s->log, "%s.log", data);
+    snprintf(s->portfile, sizeof s->portfile, "%s.port", data);
+    unlink(s->portfile);
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = QUARRYD_PATH;
+    argv[n++] = "--data";
+    argv[n++] = s->data;
+    argv[n++] = "--listen";
+    argv[n++] = "127.0.0.1:0";
+    argv[n++] = "--port-file";
+    argv[n++] = s->portfile;
+    argv[n++] = "--grace-ms";
+    argv[n++] = "5000";
+    for (int i = 0; args && args[i] && n < 62; i++) argv[n++] = args[i];
+    argv[n] = NULL;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) T_FAIL("fork: %s", strerror(errno));
+    if (pid == 0) {
+        /* a test that fails (exit) or crashes must not leave its server behind */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        FILE *lf = freopen(s->log, "a", stderr);
+        FILE *of = freopen("/dev/null", "w", stdout);
+        (void)lf, (void)of;
+        if (api_key) setenv("QUARRY_API_KEY", api_key, 1);
+        else unsetenv("QUARRY_API_KEY");
+        execv(argv[0], (char *const *)argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    s->pid = pid;
+    for (int waited = 0; waited < 30000; waited += 10) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            s->pid = 0;
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+        FILE *f = fopen(s->portfile, "r");
+        if (f) {
+            int ok = fscanf(f, "%d", &s->port) == 1;
+            fclose(f);
+            if (ok && s->port > 0) {
+                snprintf(s->addr, sizeof s->addr, "127.0.0.1:%d", s->port);
+                return -1;
+            }
+        }
+        sleep_ms(10);
+    }
+    rpct_dump_log(s);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    T_FAIL("quarryd did not start within 30 s");
+}
+
+void rpct_start(rpct_server *s, const char *data, const char *const *args, const char *api_key) {
+    int st = rpct_try_start(s, data, args, api_key);
+    if (st >= 0) {
+        rpct_dump_log(s);
+        T_FAIL("quarryd exited with status %d during start-up", st);
+    }
+}
+
+int rpct_stop(rpct_server *s, int sig) {
+    if (s->pid <= 0) return -1;
+    kill(s->pid, sig);
+    int st = 0;
+    if (waitpid(s->pid, &st, 0) != s->pid) T_FAIL("waitpid: %s", strerror(errno));
+    s->pid = 0;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+void rpct_dump_log(const rpct_server *s) {
+    FILE *f = fopen(s->log, "r");
+    if (!f) return;
+    char line[4096];
+    fprintf(stderr, "---- %s\n", s->log);
+    while (fgets(line, sizeof line, f)) fputs(line, stderr);
+    fprintf(stderr, "----\n");
+    fclose(f);
+}
+
+int rpct_log_has(const rpct_server *s, const char *needle) {
+    FILE *f = fopen(s->log, "r");
+    if (!f) return 0;
+    char line[4096];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f)) found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
+qrpc_client *rpct_client(const rpct_server *s, const char *api_key) {
+    qrpc_options o = {.api_key = api_key, .timeout_ms = 60000};
+    qrpc_client *c;
+    const char *err;
+    if (qrpc_connect(s->addr, &o, &c, &err) != 0) T_FAIL("connect %s: %s", s->addr, err);
+    return c;
+}
+
+void *rpct_call(const char *file, int line, qrpc_client *cl, const char *method,
+                const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
+                int want, const char *want_in_msg) {
+    ProtobufCMessage *resp = NULL;
+    char *msg = NULL;
+    int st = qrpc_call(cl, method, req, resp_desc, want == ST_OK ? &resp : NULL, &msg);
+    if (st != want) {
+        fprintf(stderr, "%s:%d: FAIL: %s returned %s (%s), want %s\n", file, line, method,
+                qrpc_status_name(st), msg ? msg : "", qrpc_status_name(want));
+        exit(1);
+    }
+    if (want_in_msg && (!msg || !strstr(msg, want_in_msg))) {
+        fprintf(stderr, "%s:%d: FAIL: %s: message '%s' lacks '%s'\n", file, line, method,
+                msg ? msg : "", want_in_msg);
+        exit(1);
+    }
+    free(msg);
+    return resp;
+}
+
+Quarry__V1__CollectionStats rpct_stats(qrpc_client *cl, const char *coll) {
+    Quarry__V1__StatsRequest rq = QUARRY__V1__STATS_REQUEST__INIT;
+    rq.collection = (char *)coll;
+    Quarry__V1__StatsResponse *r =
+        RPCT_CALL(cl, "Stats", rq, &quarry__v1__stats_response__descriptor, ST_OK);
+    T_ASSERT(r->n_collections == 1 && r->collections[0]->stats);
+    Quarry__V1__CollectionStats st = *r->collections[0]->stats;
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    return st;
+}

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rpct.h -- helpers for the RPC tests: run a real quarryd (the binary built in
+ * this tree, QUARRYD_PATH) on a free loopback port chosen at run time (it
+ * binds port 0 and reports the port through --port-file), connect C clients
+ * to it, and stop it with a signal.
+ */
+#ifndef QUARRY_RPCT_H
+#define QUARRY_RPCT_H
+
+#include <sys/types.h>
+
+#include "quarry.pb-c.h"
+#include "rpc/client.h"
+#include "t.h"
+
+typedef struct rpct_server {
+    pid_t pid;
+    int port;
+    char addr[64];
+    char data[1024];     /* database directory */
+    char log[1100];      /* the server's stderr */
+    char portfile[1100];
+} rpct_server;
+
+/* Starts quarryd --data DATA --listen 127.0.0.1:0 plus `args` (NULL-ended);
+ * api_key (may be NULL) goes in QUARRY_API_KEY. Fails the test when the
+ * server does not come up within 30 s. */
+void rpct_start(rpct_server *s, const char *data, const char *const *args, const char *api_key);
+/* Like rpct_start but returns the exit status when the server exits during
+ * start-up (or -1 when it came up). */
+int rpct_try_start(rpct_server *s, const char *data, const char *const *args,
+                   const char *api_key);
+/* Sends `sig`, waits for the exit; returns the exit status, or 128 + signal. */
+int rpct_stop(rpct_server *s, int sig);
+/* Prints the server's log to stderr (for failures). */
+void rpct_dump_log(const rpct_server *s);
+/* Does the server log contain `needle`? */
+int rpct_log_has(const rpct_server *s, const char *needle);
+
+qrpc_client *rpct_client(const rpct_server *s, const char *api_key);
+
+/* Calls and asserts the status; returns the reply (free with
+ * protobuf_c_message_free_unpacked) when `want` is OK. */
+#define RPCT_CALL(cl, method, req, resp_desc, want)                                    \
+    rpct_call(__FILE__, __LINE__, (cl), "/quarry.v1.Quarry/" method, &(req).base,       \
+              (resp_desc), (want), NULL)
+void *rpct_call(const char *file, int line, qrpc_client *cl, const char *method,
+                const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
+                int want, const char *want_in_msg);
+
+/* Collection stats (rows, last_lsn, batches ...) over RPC. */
+Quarry__V1__CollectionStats rpct_stats(qrpc_client *cl, const char *coll);
+
+enum {
+    ST_OK = 0,
+    ST_CANCELLED = 1,
+    ST_INVALID_ARGUMENT = 3,
+    ST_DEADLINE_EXCEEDED = 4,
+    ST_NOT_FOUND = 5,
+    ST_ALREADY_EXISTS = 6,
+    ST_RESOURCE_EXHAUSTED = 8,
+    ST_FAILED_PRECONDITION = 9,
+    ST_UNIMPLEMENTED = 12,
+    ST_INTERNAL = 13,
+    ST_UNAVAILABLE = 14,
+    ST_UNAUTHENTICATED = 16
+};
+
+#endif

@@ -1,0 +1,393 @@
+# SPDX-License-Identifier: MIT
+"""The Python client against a real quarryd on a free loopback port.
+
+Every RPC round-trips through quarry.Client (numpy arrays in, dataclasses out);
+bad requests raise the documented QuarryError subclass with the right status
+code and change nothing; an API key server refuses missing/wrong keys; the RAG
+example and the remote CLI run against the server.
+
+Run by ctest with Debian's /usr/bin/python3 and
+PYTHONPATH=clients/python:<build>/python; QUARRYD (and QUARRY_CLI) name the
+binaries under test.
+"""
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import ctypes
+
+import grpc
+
+import quarry
+from quarry import (AlreadyExists, Client, InvalidArgument, NotFound, QuarryError,
+                    ResourceExhausted, Unauthenticated, Unimplemented, hash_embed)
+
+try:
+    import numpy as np
+except ImportError:  # numpy is optional for the client
+    np = None
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+QUARRYD = os.environ.get("QUARRYD")
+QUARRY_CLI = os.environ.get("QUARRY_CLI")
+
+
+def _die_with_parent():
+    """Child side: SIGKILL when the test process dies, so no server outlives it."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+class Server:
+    """A quarryd child process listening on 127.0.0.1:<free port>."""
+
+    def __init__(self, data, *args, api_key=None):
+        self.data = data
+        self.portfile = data + ".port"
+        self.log = open(data + ".log", "ab")
+        env = dict(os.environ)
+        env.pop("QUARRY_API_KEY", None)
+        if api_key:
+            env["QUARRY_API_KEY"] = api_key
+        self.proc = subprocess.Popen(
+            [QUARRYD, "--data", data, "--listen", "127.0.0.1:0", "--port-file", self.portfile,
+             *args], stdout=subprocess.DEVNULL, stderr=self.log, env=env,
+            preexec_fn=_die_with_parent)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("quarryd exited with %d" % self.proc.returncode)
+            try:
+                with open(self.portfile) as f:
+                    self.port = int(f.read())
+                    break
+            except (OSError, ValueError):
+                time.sleep(0.01)
+        else:
+            raise RuntimeError("quarryd did not start")
+        self.addr = "127.0.0.1:%d" % self.port
+
+    def stop(self, sig=signal.SIGTERM):
+        self.proc.send_signal(sig)
+        rc = self.proc.wait(60)
+        self.log.close()
+        return rc
+
+
+def setUpModule():
+    global TMP, SRV, KEYSRV
+    if not QUARRYD:
+        raise unittest.SkipTest("QUARRYD is not set")
+    TMP = tempfile.mkdtemp(prefix="quarry-pytest-")
+    SRV = Server(os.path.join(TMP, "db"), "--max-message-bytes", "1048576",
+                 "--max-batch-rows", "5000")
+    KEYSRV = Server(os.path.join(TMP, "keydb"), api_key="py-secret")
+
+
+def tearDownModule():
+    rcs = [SRV.stop(), KEYSRV.stop()]
+    shutil.rmtree(TMP, ignore_errors=True)
+    assert rcs == [0, 0], "quarryd exit statuses %r" % rcs
+
+
+def vec(i, dim=8):
+    return [math.sin(i * 0.7 + j) for j in range(dim)]
+
+
+class RoundTrip(unittest.TestCase):
+    def setUp(self):
+        self.db = Client(SRV.addr)
+
+    def tearDown(self):
+        self.db.close()
+
+    def test_health(self):
+        self.assertEqual(self.db.health(), "SERVING")
+        self.assertEqual(self.db.health("quarry.v1.Quarry"), "SERVING")
+        with self.assertRaises(NotFound):
+            self.db.health("nope")
+
+    def test_collections(self):
+        info = self.db.create_collection("py_c", dim=16, metric="cosine", index="hnsw",
+                                         hnsw_m=8)
+        self.assertEqual(info.name, "py_c")
+        self.assertEqual(info.config["dim"], 16)
+        self.assertEqual(info.config["metric"], "cosine")
+        self.assertEqual(info.config["index"], "hnsw")
+        self.assertEqual(info.config["hnsw_m"], 8)
+        with self.assertRaises(AlreadyExists) as cm:
+            self.db.create_collection("py_c", dim=16)
+        self.assertEqual(cm.exception.code, grpc.StatusCode.ALREADY_EXISTS)
+        self.db.create_collection("py_c", dim=16, if_not_exists=True)
+        names = [c.name for c in self.db.list_collections()]
+        self.assertIn("py_c", names)
+        self.assertEqual(names, sorted(names))
+        self.assertEqual(self.db.describe_collection("py_c").stats["rows"], 0)
+        self.assertTrue(self.db.drop_collection("py_c"))
+        self.assertFalse(self.db.drop_collection("py_c", if_exists=True))
+        with self.assertRaises(NotFound):
+            self.db.describe_collection("py_c")
+        with self.assertRaises(ValueError):
+            self.db.create_collection("x", metric="manhattan")
+
+    def test_upsert_get_query_delete(self):
+        self.db.create_collection("py_rows", dim=8, index="hnsw")
+        n = 300
+        vectors = [vec(i) for i in range(n)]
+        if np is not None:
+            vectors = np.array(vectors, dtype=np.float32)
+        ids = ["p%d" % i for i in range(n)]
+        meta = [{"parity": "even" if i % 2 == 0 else "odd", "i": i} for i in range(n)]
+        texts = ["text of row %d" % i for i in range(n)]
+        self.assertEqual(self.db.upsert("py_rows", ids, vectors, texts, meta), n)
+
+        rows = self.db.get("py_rows", ["p5", "missing", "p6"])
+        self.assertEqual(set(rows), {"p5", "p6"})
+        self.assertEqual(rows["p5"].text, "text of row 5")
+        self.assertEqual(rows["p5"].metadata, {"parity": "odd", "i": 5})
+        for a, b in zip(rows["p5"].vector, vec(5)):
+            self.assertAlmostEqual(a, b, places=6)
+        only = self.db.get("py_rows", ["p5"], fields=["metadata"])["p5"]
+        self.assertIsNone(only.vector)
+        self.assertIsNone(only.text)
+
+        q = np.array(vec(77), dtype=np.float32) if np is not None else vec(77)
+        hits = self.db.query("py_rows", vector=q, k=5, explain=True)
+        self.assertEqual(hits[0].id, "p77")
+        self.assertAlmostEqual(hits[0].distance, 0.0, places=5)
+        self.assertEqual(hits[0].explain["vector"][0], 1)
+        self.assertEqual(hits[0].text, "text of row 77")
+        self.assertEqual([h.id for h in self.db.query("py_rows", vector=q, k=2, offset=1)],
+                         [h.id for h in hits[1:3]])
+        even = self.db.query("py_rows", vector=q, k=10, filter={"parity": "even"})
+        self.assertEqual(len(even), 10)
+        self.assertTrue(all(h.metadata["parity"] == "even" for h in even))
+        withvec = self.db.query("py_rows", vector=q, k=1, fields=["vector"])
+        self.assertEqual(len(withvec[0].vector), 8)
+        self.assertIsNone(withvec[0].text)
+
+        self.assertEqual(self.db.delete("py_rows", ["p77", "p78", "none"]), 2)
+        self.assertNotIn("p77", [h.id for h in self.db.query("py_rows", vector=q, k=5)])
+        self.assertEqual(self.db.describe_collection("py_rows").stats["rows"], n - 2)
+
+    def test_chunk(self):
+        text = ("# Título\nPrimera frase. Segunda frase.\r\n\r\n## 中文\n日本語のテキストです。"
+                "二つ目！\n\n## Emoji 👍🏽\nword " + "x" * 50 + " end 👨‍👩‍👧.\n")
+        data = text.encode("utf-8")
+        for strategy in ("sentence", "fixed_chars", "fixed_words", "recursive", "markdown"):
+            chunks = self.db.chunk(text, strategy=strategy, max=12, overlap=0)
+            self.assertTrue(chunks, strategy)
+            for c in chunks:
+                # byte offsets into the UTF-8 text, never inside a code point
+                self.assertEqual(data[c.start:c.end].decode("utf-8"), c.text)
+        md = self.db.chunk(text, strategy="markdown", max=1000)
+        self.assertEqual([c.headings for c in md],
+                         [["Título"], ["Título", "中文"], ["Título", "Emoji 👍🏽"]])
+        self.assertEqual(self.db.chunk("", strategy="recursive"), [])
+        default = self.db.chunk("One. Two. Three.")
+        self.assertEqual(len(default), 1)
+        with self.assertRaises(InvalidArgument):
+            self.db.chunk("a b", max=3, overlap=3)
+
+    def test_upsert_document(self):
+        self.db.create_collection("py_docs", dim=64, metric="cosine")
+        text = ("Quarry keeps byte offsets for every chunk. Citations point at the exact text. "
+                "Hybrid search fuses vectors and keywords. Chunks are rows too.")
+        chunks = self.db.chunk(text, max=8)
+        vectors = [hash_embed(c.text) for c in chunks]
+        stored = self.db.upsert_document("py_docs", "d1", text, metadata={"lang": "en"},
+                                         max=8, vectors=vectors)
+        self.assertEqual([(c.start, c.end) for c in stored], [(c.start, c.end) for c in chunks])
+        rows = self.db.get("py_docs", ["d1#%d" % i for i in range(len(stored))])
+        for i, c in enumerate(stored):
+            r = rows["d1#%d" % i]
+            self.assertEqual(r.metadata["_parent"], "d1")
+            self.assertEqual(r.metadata["_chunk"], i)
+            self.assertEqual(r.metadata["lang"], "en")
+            self.assertEqual(text.encode()[r.metadata["_start"]:r.metadata["_end"]].decode(),
+                             r.text)
+        hits = self.db.query("py_docs", vector=hash_embed("citations exact text"), k=1,
+                             filter={"_parent": "d1"})
+        self.assertIn("Citations", hits[0].text)
+        try:
+            th = self.db.query("py_docs", text="citations", k=1)
+            self.assertIn("Citations", th[0].text)  # once BM25 is there
+        except Unimplemented as e:
+            self.assertEqual(e.code, grpc.StatusCode.UNIMPLEMENTED)
+        # a shorter version replaces the chunks
+        self.db.upsert_document("py_docs", "d1", "Only one sentence now.")
+        self.assertEqual(set(self.db.get("py_docs", ["d1#0", "d1#1", "d1#2"])), {"d1#0"})
+        with self.assertRaises(InvalidArgument):
+            self.db.upsert_document("py_docs", "d2", text, metadata={"_chunk": 1})
+        with self.assertRaises(InvalidArgument):
+            self.db.upsert_document("py_docs", "d2", text, max=8, vectors=vectors[:1])
+
+    def test_stats(self):
+        s = self.db.stats()
+        self.assertGreater(s["server"]["calls"], 0)
+        self.assertEqual(s["server"]["version"], quarry.__version__)
+        self.assertIn(s["server"]["io_backend"], ("io_uring", "posix"))
+
+
+class BadInput(unittest.TestCase):
+    """Each bad request raises its documented error, changes nothing, and the server
+    keeps serving."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.db = Client(SRV.addr)
+        cls.db.create_collection("py_bad", dim=4)
+        cls.db.upsert("py_bad", ["a", "b"], [[1, 2, 3, 4], [4, 3, 2, 1]])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.db.close()
+
+    def assertUnchanged(self, before):
+        after = self.db.describe_collection("py_bad").stats
+        for key in ("rows", "last_lsn", "batches"):
+            self.assertEqual(after[key], before[key], key)
+
+    def check(self, exc, code, fn, *args, **kw):
+        before = self.db.describe_collection("py_bad").stats
+        with self.assertRaises(exc) as cm:
+            fn(*args, **kw)
+        self.assertEqual(cm.exception.code, code)
+        self.assertTrue(cm.exception.details)
+        self.assertUnchanged(before)
+        return cm.exception
+
+    def test_bad_rows(self):
+        IA = grpc.StatusCode.INVALID_ARGUMENT
+        e = self.check(InvalidArgument, IA, self.db.upsert, "py_bad", ["x"], [[1, 2, 3]])
+        self.assertIn("dim", e.details)
+        self.check(InvalidArgument, IA, self.db.upsert, "py_bad", ["x"],
+                   [[1, float("nan"), 3, 4]])
+        self.check(InvalidArgument, IA, self.db.upsert, "py_bad", [""], [[1, 2, 3, 4]])
+        self.check(InvalidArgument, IA, self.db.upsert, "py_bad", ["i" * 257], [[1, 2, 3, 4]])
+        self.check(InvalidArgument, IA, self.db.upsert, "py_bad", ["a\0b"], [[1, 2, 3, 4]])
+        self.check(InvalidArgument, IA, self.db.upsert, "py_bad", ["x"], [[1, 2, 3, 4]],
+                   metadata=[{"nested": {"no": 1}}])
+        self.check(InvalidArgument, IA, self.db.upsert, "py_bad", ["ok", "bad"],
+                   [[1, 2, 3, 4], [1, 2, 3]])
+        self.check(NotFound, grpc.StatusCode.NOT_FOUND, self.db.upsert, "nope", ["x"],
+                   [[1, 2, 3, 4]])
+
+    def test_bad_queries(self):
+        IA = grpc.StatusCode.INVALID_ARGUMENT
+        self.check(InvalidArgument, IA, self.db.query, "py_bad", vector=[1, 2, 3, 4], k=0)
+        self.check(InvalidArgument, IA, self.db.query, "py_bad", vector=[1, 2, 3], k=1)
+        self.check(InvalidArgument, IA, self.db.query, "py_bad", vector=[1, 2, 3, 4], k=1,
+                   filter="{not json")
+        self.check(InvalidArgument, IA, self.db.query, "py_bad", k=1)
+        self.check(NotFound, grpc.StatusCode.NOT_FOUND, self.db.query, "nope",
+                   vector=[1, 2, 3, 4])
+
+    def test_limits(self):
+        RE = grpc.StatusCode.RESOURCE_EXHAUSTED
+        ids = ["r%d" % i for i in range(5001)]
+        e = self.check(ResourceExhausted, RE, self.db.upsert, "py_bad", ids,
+                       [[1, 2, 3, 4]] * 5001)
+        self.assertIn("max-batch-rows", e.details)
+        big = "x" * (2 << 20)  # over the 1 MiB --max-message-bytes
+        self.check(ResourceExhausted, RE, self.db.upsert, "py_bad", ["big"], [[1, 2, 3, 4]],
+                   [big])
+
+    def test_garbage_and_unknown_method(self):
+        ch = grpc.insecure_channel(SRV.addr)
+        try:
+            before = self.db.describe_collection("py_bad").stats
+            with self.assertRaises(grpc.RpcError) as cm:
+                ch.unary_unary("/quarry.v1.Quarry/Upsert")(b"\xff\xff\xff\xff\x0f", timeout=10)
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+            with self.assertRaises(grpc.RpcError) as cm:
+                ch.unary_unary("/quarry.v1.Quarry/Nope")(b"", timeout=10)
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+            self.assertUnchanged(before)
+        finally:
+            ch.close()
+        self.assertEqual(len(self.db.query("py_bad", vector=[1, 2, 3, 4], k=2)), 2)
+
+
+class Auth(unittest.TestCase):
+    def test_api_key(self):
+        with Client(KEYSRV.addr, api_key="py-secret") as good:
+            good.create_collection("k", dim=2, if_not_exists=True)
+            good.upsert("k", ["a"], [[1, 2]])
+            before = good.describe_collection("k").stats
+            for key in (None, "wrong", "py-secre", "py-secret2"):
+                with Client(KEYSRV.addr, api_key=key) as bad:
+                    self.assertEqual(bad.health(), "SERVING")  # health needs no key
+                    with self.assertRaises(Unauthenticated) as cm:
+                        bad.upsert("k", ["b"], [[1, 2]])
+                    self.assertEqual(cm.exception.code, grpc.StatusCode.UNAUTHENTICATED)
+                    with self.assertRaises(Unauthenticated):
+                        bad.list_collections()
+            self.assertEqual(good.describe_collection("k").stats["rows"], before["rows"])
+            self.assertIsInstance(cm.exception, QuarryError)
+
+
+class Programs(unittest.TestCase):
+    def test_rag_example(self):
+        rag = os.path.join(ROOT, "clients", "python", "examples", "rag.py")
+        out = subprocess.run([sys.executable, rag, "--addr", SRV.addr,
+                              "how warm should the dough be?"],
+                             capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("stored 5 chunks", out.stdout)
+        self.assertIn("Mixing and fermentation", out.stdout.split("--- prompt ---")[0])
+
+    def test_embed_program(self):
+        out = subprocess.run([sys.executable, "-m", "quarry.embed", "jazz", "piano"],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        v = json.loads(out.stdout)
+        self.assertEqual(len(v), 64)
+        self.assertAlmostEqual(sum(x * x for x in v), 1.0, places=4)
+
+    def test_cli_remote(self):
+        if not QUARRY_CLI:
+            self.skipTest("QUARRY_CLI is not set")
+        q = [QUARRY_CLI, "--remote", SRV.addr]
+
+        def run(*args, ok=True):
+            r = subprocess.run(q + list(args), capture_output=True, text=True, timeout=60)
+            if ok:
+                self.assertEqual(r.returncode, 0, r.stderr)
+            return r
+
+        run("create", "cli_c", "--dim", "3", "--metric", "cosine")
+        self.assertIn("cli_c", run("list").stdout.split())
+        rows = tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False)
+        for i in range(20):
+            rows.write(json.dumps({"id": "c%d" % i, "vector": [1, i, 0.5], "text": "row %d" % i,
+                                   "metadata": {"g": i % 2}}) + "\n")
+        rows.close()
+        self.assertIn("imported 20 rows", run("import", "cli_c", rows.name).stdout)
+        os.unlink(rows.name)
+        self.assertIn("rows: 20", run("stats", "cli_c").stdout)
+        hits = json.loads(run("search", "cli_c", "--vector", "[1, 7, 0.5]", "--k", "3").stdout)
+        self.assertEqual(hits["hits"][0]["id"], "c7")
+        got = json.loads(run("get", "cli_c", "c3").stdout)
+        self.assertEqual(got["text"], "row 3")
+        self.assertEqual(got["metadata"], {"g": 1})
+        self.assertIn("deleted 1 of 2 ids", run("delete", "cli_c", "c3", "nope").stdout)
+        r = run("get", "cli_c", "c3", ok=False)
+        self.assertEqual(r.returncode, 2)
+        r = run("search", "cli_c", "--vector", "[1, 2]", "--k", "3", ok=False)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("INVALID_ARGUMENT", r.stderr)
+        r = run("stats", "nope", ok=False)
+        self.assertIn("NOT_FOUND", r.stderr)
+        run("drop", "cli_c")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
