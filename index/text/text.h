@@ -139,7 +139,8 @@ const text_analyzer *bm25_analyzer(const bm25 *idx);
  * (row < UINT32_MAX). A text with no terms is accepted and matches nothing.
  * 0, QUARRY_INVALID (invalid UTF-8, row not increasing), QUARRY_FULL (a
  * posting list over 4 GiB) or QUARRY_NOMEM; on failure the index is
- * unchanged. */
+ * unchanged (but for dictionary entries without postings, which are
+ * invisible and dropped by serialisation). */
 int bm25_add(bm25 *idx, uint32_t row, const char *text, size_t len);
 
 /* Analyze outside the write lock, add under it: bm25_add == prepare + add_prepared. */
