@@ -60,6 +60,7 @@ typedef struct options {
     quarry_io_backend io;
     uint64_t seed;
     int hnsw;                 /* --index hnsw */
+    int no_rebuild;           /* --no-rebuild: skip the open without checkpoint */
     uint32_t m, ef_construction;
 } options;
 
@@ -305,7 +306,8 @@ static void usage(void) {
     fprintf(stderr, "usage: bench_restart [--dir DIR] [--rows 1000000] [--dim 128] [--batch 1000]\n"
                     "                     [--repeat 5] [--drop-caches] [--io auto|uring|posix]\n"
                     "                     [--keep] [--reuse] [--seed 42]\n"
-                    "                     [--index flat|hnsw] [--m 16] [--ef-construction 200]\n");
+                    "                     [--index flat|hnsw] [--m 16] [--ef-construction 200]\n"
+                    "                     [--no-rebuild]\n");
     exit(2);
 }
 
@@ -334,6 +336,8 @@ static void parse_args(int argc, char **argv, options *o) {
             o->keep = 1;
         else if (!strcmp(a, "--reuse"))
             o->reuse = 1;
+        else if (!strcmp(a, "--no-rebuild"))
+            o->no_rebuild = 1;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help") || i + 1 >= argc)
             usage();
         else {
@@ -448,7 +452,7 @@ int main(int argc, char **argv) {
     /* HNSW: the same open without the checkpoint, i.e. rebuilding the graph
      * from the log (once: it takes minutes at 1M rows). */
     stat3 rebuild = {0};
-    if (o.hnsw) {
+    if (o.hnsw && !o.no_rebuild) {
         hide_checkpoint(dir);
         if (time_opens(&o, dir, rows, 0, v, 1) == 0) rebuild = summarize(v, 1);
     }
@@ -461,7 +465,7 @@ int main(int argc, char **argv) {
     printf("%-24s %12s %12s %12s\n", "", "median", "min", "max");
     print_row("open warm (ms)", open_warm, 1e3);
     print_row("open cold (ms)", open_cold, 1e3);
-    if (o.hnsw) {
+    if (o.hnsw && rebuild.n) {
         print_row("open, graph rebuilt (ms)", rebuild, 1e3);
         printf("%-24s %12.3f\n", "checkpoint / rebuild", open_warm.med / rebuild.med);
     }
