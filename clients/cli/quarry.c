@@ -359,12 +359,13 @@ static int cmd_create(cli *c, const command *cmd, int argc, char **argv) {
     opt opts[] = {{"--dim", 1, NULL},         {"--metric", 1, NULL},   {"--index", 1, NULL},
                   {"--durability", 1, NULL},  {"--interval-ms", 1, NULL}, {"--m", 1, NULL},
                   {"--ef-construction", 1, NULL}, {"--ef", 1, NULL},   {"--nlist", 1, NULL},
-                  {"--pq-m", 1, NULL},        {"--nprobe", 1, NULL},   {NULL, 0, NULL}};
+                  {"--pq-m", 1, NULL},        {"--nprobe", 1, NULL},   {"--language", 1, NULL},
+                  {"--k1", 1, NULL},          {"--b", 1, NULL},        {NULL, 0, NULL}};
     quarry_collection_config cfg;
     int n, status, metric, index, durability;
     if ((status = parse_args(cmd, argc, argv, opts, &n))) return status;
     if (n != 1) return usage_error(cmd, "expected one collection NAME");
-    if (!opt_value(opts, "--dim")) return usage_error(cmd, "--dim is required (0 for text only)");
+    /* no --dim: a text-only collection (dim 0) */
     quarry_collection_config_init(&cfg);
     metric = (int)cfg.metric;
     index = (int)cfg.index;
@@ -388,6 +389,18 @@ static int cmd_create(cli *c, const command *cmd, int argc, char **argv) {
     cfg.metric = (quarry_metric)metric;
     cfg.index = (quarry_index_kind)index;
     cfg.durability = (quarry_durability)durability;
+    const char *lang = opt_value(opts, "--language"), *k1 = opt_value(opts, "--k1"),
+               *b = opt_value(opts, "--b");
+    if (lang) {
+        if (strlen(lang) >= sizeof cfg.text_language)
+            return usage_error(cmd, "--language name too long");
+        snprintf(cfg.text_language, sizeof cfg.text_language, "%s", lang);
+    }
+    char *end;
+    if (k1 && ((cfg.bm25_k1 = strtof(k1, &end)), *end || end == k1))
+        return usage_error(cmd, "--k1 must be a number");
+    if (b && ((cfg.bm25_b = strtof(b, &end)), *end || end == b))
+        return usage_error(cmd, "--b must be a number");
     int rc = quarry_collection_create(c->db, argv[0], &cfg, NULL);
     if (rc != QUARRY_OK) return engine_error(rc, "create %s", argv[0]);
     return 0;
@@ -630,12 +643,27 @@ static int import_json_row(importer *im, uint64_t lineno, json_t *obj, float **v
             return import_bad_line(im, lineno, "\"vector\" must be an array of numbers");
         row.vector = *vec;
     }
-    json_t *text = json_object_get(obj, "text");
+    json_t *text = json_object_get(obj, "text"), *title = json_object_get(obj, "title");
+    char *joined = NULL;
     if (json_is_string(text)) {
         row.text = json_string_value(text);
         row.text_len = json_string_length(text);
     } else if (text && !json_is_null(text)) {
         return import_bad_line(im, lineno, "\"text\" must be a string");
+    }
+    if (json_is_string(title) && json_string_length(title) > 0) {
+        /* BEIR rows: title and text are both indexed, title first */
+        size_t tl = json_string_length(title), xl = row.text ? row.text_len : 0;
+        if (!(joined = malloc(tl + xl + 2))) return fail("out of memory");
+        memcpy(joined, json_string_value(title), tl);
+        if (xl) {
+            joined[tl] = '\n';
+            memcpy(joined + tl + 1, row.text, xl);
+        }
+        row.text = joined;
+        row.text_len = xl ? tl + 1 + xl : tl;
+    } else if (title && !json_is_null(title) && !json_is_string(title)) {
+        return import_bad_line(im, lineno, "\"title\" must be a string");
     }
     json_t *m = json_object_get(obj, "metadata");
     if (json_is_object(m)) {
@@ -648,6 +676,7 @@ static int import_json_row(importer *im, uint64_t lineno, json_t *obj, float **v
     }
     int rc = quarry_batch_upsert(im->batch, &row);
     free(meta);
+    free(joined);
     if (rc != QUARRY_OK) return import_bad_line(im, lineno, engine_msg(rc));
     return 0;
 }
@@ -931,11 +960,123 @@ static int load_queries(const command *cmd, const char *vector, const char *file
     return status;
 }
 
+/* Text and hybrid queries: one quarry_query per text (and the --vector clause
+ * when given). Prints JSON (with fused score, distance and, with --explain,
+ * each retriever's rank and raw score) or "QUERY_ID<TAB>ids..." lines. */
+static int run_text_queries(quarry_coll *coll, const char *name, const char *const *ids,
+                            const char *const *texts, size_t n, const float *vec, uint32_t dim,
+                            uint32_t k, const opt *opts, int ids_only, double *seconds) {
+    static const char *fusions[] = {"rrf", "relative", "dbsf"};
+    const char *fs = opt_value(opts, "--fusion");
+    int fusion = 0;
+    if (fs) {
+        for (fusion = 0; fusion < 3 && strcmp(fs, fusions[fusion]); fusion++) {}
+        if (fusion == 3) return fail("--fusion must be rrf, relative or dbsf, not '%s'", fs);
+    }
+    int explain = opt_value(opts, "--explain") != NULL;
+    for (size_t i = 0; i < n; i++) {
+        quarry_query *q = NULL;
+        quarry_result *r = NULL;
+        int rc = quarry_query_new(coll, &q);
+        if (!rc) rc = quarry_query_text(q, texts[i], 0, 0, opt_value(opts, "--all-terms") != NULL,
+                                        0);
+        if (!rc && vec) rc = quarry_query_vector(q, vec, dim, 0, 0, 0);
+        if (!rc) rc = quarry_query_limit(q, k, 0);
+        if (!rc) rc = quarry_query_fusion(q, (quarry_fusion)fusion, 0);
+        if (!rc) rc = quarry_query_exact(q, opt_value(opts, "--exact") != NULL);
+        if (!rc && opt_value(opts, "--filter")) rc = quarry_query_filter(q, opt_value(opts, "--filter"));
+        double t0 = now_seconds();
+        if (!rc) rc = quarry_query_run(q, &r);
+        *seconds += now_seconds() - t0;
+        quarry_query_free(q);
+        if (rc != QUARRY_OK) return engine_error(rc, "search %s (query %s)", name, ids[i]);
+        size_t cnt = quarry_result_count(r), len;
+        if (ids_only) {
+            fputs(ids[i], stdout);
+            for (size_t j = 0; j < cnt; j++) {
+                const char *id = quarry_result_id(r, j, &len);
+                putchar(j ? ' ' : '\t');
+                fwrite(id, 1, len, stdout);
+            }
+            putchar('\n');
+        } else {
+            json_t *hits = json_array();
+            for (size_t j = 0; j < cnt; j++) {
+                const char *id = quarry_result_id(r, j, &len);
+                json_t *h = json_object();
+                json_object_set_new(h, "id", json_stringn(id, len));
+                json_object_set_new(h, "score", json_real(quarry_result_score(r, j)));
+                float d = quarry_result_distance(r, j);
+                if (d == d) json_object_set_new(h, "distance", json_real(d));
+                if (explain) {
+                    static const char *names[] = {"vector", "text"};
+                    json_t *ex = json_object();
+                    for (int ret = 0; ret < 2; ret++) {
+                        uint32_t rank;
+                        float raw;
+                        if (quarry_result_explain(r, j, ret, &rank, &raw) == 0)
+                            json_object_set_new(ex, names[ret],
+                                                json_pack("{s:i, s:f}", "rank", (int)rank,
+                                                          "score", (double)raw));
+                    }
+                    json_object_set_new(h, "explain", ex);
+                }
+                json_array_append_new(hits, h);
+            }
+            json_t *o = json_pack("{s:s, s:o}", "query", ids[i], "hits", hits);
+            print_json(o);
+            json_decref(o);
+        }
+        quarry_result_free(r);
+    }
+    return 0;
+}
+
+/* Reads a queries.jsonl ({"_id" or "id", "text"} per line) into arrays. */
+static int load_text_queries(const char *file, char ***ids, char ***texts, size_t *n) {
+    FILE *f = fopen(file, "r");
+    if (!f) return fail("cannot open %s: %s", file, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0, cnt = 0, alloc = 0;
+    ssize_t len;
+    int status = 0;
+    while ((len = getline(&line, &cap, f)) > 0) {
+        if (len <= 1) continue;
+        json_error_t jerr;
+        json_t *o = json_loadb(line, (size_t)len, 0, &jerr);
+        json_t *id = o ? json_object_get(o, "_id") : NULL;
+        if (!id && o) id = json_object_get(o, "id");
+        json_t *t = o ? json_object_get(o, "text") : NULL;
+        if (!json_is_string(t) || !(json_is_string(id) || json_is_integer(id))) {
+            json_decref(o);
+            status = fail("%s line %zu: expected {\"_id\", \"text\"}", file, cnt + 1);
+            break;
+        }
+        if (cnt == alloc) {
+            alloc = alloc ? 2 * alloc : 64;
+            *ids = realloc(*ids, alloc * sizeof **ids);
+            *texts = realloc(*texts, alloc * sizeof **texts);
+        }
+        char buf[32];
+        if (json_is_integer(id)) snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(id));
+        (*ids)[cnt] = strdup(json_is_string(id) ? json_string_value(id) : buf);
+        (*texts)[cnt] = strdup(json_string_value(t));
+        cnt++;
+        json_decref(o);
+    }
+    free(line);
+    fclose(f);
+    *n = cnt;
+    return status;
+}
+
 static int cmd_search(cli *c, const command *cmd, int argc, char **argv) {
-    opt opts[] = {{"--vector", 1, NULL}, {"--queries", 1, NULL}, {"--k", 1, NULL},
-                  {"--filter", 1, NULL}, {"--format", 1, NULL},  {"--stats", 0, NULL},
-                  {"--exact", 0, NULL},  {"--ef", 1, NULL},      {"--nprobe", 1, NULL},
-                  {"--limit", 1, NULL},  {NULL, 0, NULL}};
+    opt opts[] = {{"--vector", 1, NULL},  {"--queries", 1, NULL}, {"--k", 1, NULL},
+                  {"--filter", 1, NULL},  {"--format", 1, NULL},  {"--stats", 0, NULL},
+                  {"--exact", 0, NULL},   {"--ef", 1, NULL},      {"--nprobe", 1, NULL},
+                  {"--limit", 1, NULL},   {"--text", 1, NULL},    {"--text-queries", 1, NULL},
+                  {"--fusion", 1, NULL},  {"--explain", 0, NULL}, {"--all-terms", 0, NULL},
+                  {NULL, 0, NULL}};
     quarry_search_params params;
     quarry_coll *coll = NULL;
     float *q = NULL;
@@ -946,7 +1087,12 @@ static int cmd_search(cli *c, const command *cmd, int argc, char **argv) {
     if ((status = parse_args(cmd, argc, argv, opts, &n))) return status;
     if (n != 1) return usage_error(cmd, "expected one collection NAME");
     const char *vector = opt_value(opts, "--vector"), *file = opt_value(opts, "--queries");
-    if (!vector == !file) return usage_error(cmd, "give either --vector or --queries");
+    const char *text = opt_value(opts, "--text"), *tfile = opt_value(opts, "--text-queries");
+    if (text && tfile) return usage_error(cmd, "give --text or --text-queries, not both");
+    if ((text || tfile) && file)
+        return usage_error(cmd, "--queries (vectors) cannot be combined with text queries");
+    if (!text && !tfile && !vector == !file)
+        return usage_error(cmd, "give --vector, --queries, --text or --text-queries");
     const char *format = opt_value(opts, "--format");
     if (!format) format = "json";
     if (strcmp(format, "json") != 0 && strcmp(format, "ids") != 0)
@@ -960,6 +1106,30 @@ static int cmd_search(cli *c, const command *cmd, int argc, char **argv) {
     params.filter = opt_value(opts, "--filter");
     params.exact = opt_value(opts, "--exact") != NULL;
 
+    if (text || tfile) {
+        char **ids = NULL, **texts = NULL;
+        size_t nt = 0;
+        const char *one_id = "0";
+        if (tfile && (status = load_text_queries(tfile, &ids, &texts, &nt))) return status;
+        if (vector && (status = load_queries(cmd, vector, NULL, 1, &q, &nq, &dim))) return status;
+        if (!(status = open_coll(c, argv[0], &coll))) {
+            double secs = 0;
+            status = run_text_queries(coll, argv[0], tfile ? (const char *const *)ids : &one_id,
+                                      tfile ? (const char *const *)texts : &text,
+                                      tfile ? nt : 1, q, dim, k, opts, strcmp(format, "ids") == 0,
+                                      &secs);
+            size_t cnt = tfile ? nt : 1;
+            if (!status && opt_value(opts, "--stats")) {
+                fflush(stdout);
+                fprintf(stderr, "queries=%zu seconds=%.6f qps=%.1f\n", cnt, secs,
+                        secs > 0 ? (double)cnt / secs : 0.0);
+            }
+            quarry_collection_close(coll);
+        }
+        for (size_t i = 0; i < nt; i++) free(ids[i]), free(texts[i]);
+        free(ids), free(texts), free(q);
+        return status;
+    }
     if ((status = load_queries(cmd, vector, file, limit, &q, &nq, &dim)) ||
         (status = open_coll(c, argv[0], &coll))) {
         free(q);
@@ -1017,6 +1187,9 @@ static int cmd_compact(cli *c, const command *cmd, int argc, char **argv) {
 
 static const command commands[] = {
     {"create", cmd_create, 1, "NAME --dim N [OPTIONS]", "create a collection",
+     "  --language L          text analyzer: english (default), none, or a Snowball\n"
+     "                        language (french, german, porter, ...)\n"
+     "  --k1 X, --b X         BM25 parameters (default 1.2 and 0.75)\n"
      "  --dim N               vector dimension, 1..65536 (0: text-only collection)\n"
      "  --metric M            distance: l2 (default), ip or cosine\n"
      "  --index K             index kind: flat (default), hnsw or ivfpq\n"
@@ -1052,10 +1225,19 @@ static const command commands[] = {
      "get docs doc-17"},
     {"delete", cmd_delete, 0, "NAME ID... [--quiet]", "delete rows by id (one atomic batch)",
      "  --quiet               no summary line\n", "delete docs doc-17 doc-18"},
-    {"search", cmd_search, 0, "NAME (--vector JSON | --queries FILE.fvecs) [OPTIONS]",
+    {"search", cmd_search, 0,
+     "NAME (--vector JSON | --queries FILE.fvecs | --text TEXT | --text-queries FILE.jsonl) "
+     "[OPTIONS]",
      "k-nearest-neighbour search",
      "  --vector JSON         one query vector, e.g. '[0.1, 0.2, 0.3]'\n"
      "  --queries FILE        query vectors from an .fvecs file, one result line each\n"
+     "  --text TEXT           a BM25 text query (words, \"quoted phrases\"); with --vector\n"
+     "                        too, a hybrid query fused by --fusion\n"
+     "  --text-queries FILE   one text query per line of a .jsonl ({\"_id\", \"text\"}):\n"
+     "                        --format ids prints QUERY_ID<TAB>ids...\n"
+     "  --fusion F            rrf (default), relative or dbsf for hybrid queries\n"
+     "  --explain             each hit's rank and raw score per retriever\n"
+     "  --all-terms           every query term must match\n"
      "  --limit N             use only the first N vectors of --queries\n"
      "  --k N                 hits per query (default 10)\n"
      "  --filter JSON         metadata filter, e.g. '{\"lang\": \"en\"}'\n"

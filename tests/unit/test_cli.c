@@ -181,8 +181,9 @@ static void test_create_and_import(void) {
     RUN_OK("create vecs --dim %d --metric l2 --index flat --durability sync", DIM);
     EXPECT_STATUS(2, run("create docs --dim %d", DIM));
     EXPECT_IN(g_err, "quarry: create docs: ");
-    EXPECT_STATUS(1, run("create nodim"));
-    EXPECT_IN(g_err, "--dim");
+    RUN_OK("create nodim"); /* no --dim: a text-only collection */
+    EXPECT_STATUS(2, run("import nodim '%s'", scratch("docs.jsonl"))); /* rows have vectors */
+    RUN_OK("drop nodim");
     EXPECT_STATUS(1, run("create x --dim 4 --metric manhattan"));
 
     RUN_OK("import docs '%s'", scratch("docs.jsonl"));
@@ -312,6 +313,37 @@ static void test_maintenance(void) {
     EXPECT_STATUS(2, run("drop docs"));
 }
 
+/* Text collections: create without --dim, BEIR rows (title + text indexed),
+ * --text with --explain, --text-queries with --format ids, hybrid --fusion. */
+static void test_text(void) {
+    FILE *f = fopen(scratch("beir.jsonl"), "w");
+    fputs("{\"_id\":\"b1\",\"title\":\"Glaciers\",\"text\":\"Ice moves slowly downhill.\"}\n"
+          "{\"_id\":\"b2\",\"title\":\"Deserts\",\"text\":\"Dry sand and dunes.\"}\n"
+          "{\"_id\":\"b3\",\"title\":\"Rivers\",\"text\":\"Water flows to the sea.\"}\n",
+          f);
+    fclose(f);
+    f = fopen(scratch("q.jsonl"), "w");
+    fputs("{\"_id\":\"q1\",\"text\":\"glacier ice\"}\n{\"_id\":\"q2\",\"text\":\"sand\"}\n", f);
+    fclose(f);
+    T_ASSERT_EQ(run("create notes"), 0);
+    T_ASSERT_EQ(run("import notes '%s'", scratch("beir.jsonl")), 0);
+    /* the title is indexed: "glaciers" is only in b1's title */
+    T_ASSERT_EQ(run("search notes --text glaciers --k 3 --explain"), 0);
+    T_ASSERT(strstr(g_out, "\"b1\"") && strstr(g_out, "\"explain\"") && !strstr(g_out, "\"b2\""));
+    RUN_OK("stats notes");
+    EXPECT_IN(g_out, "dim: 0\n");
+    T_ASSERT_EQ(run("search notes --text-queries '%s' --k 2 --format ids", scratch("q.jsonl")), 0);
+    T_ASSERT(strstr(g_out, "q1\tb1") && strstr(g_out, "q2\tb2"));
+    T_ASSERT(run("search notes --text x --fusion nope") != 0);
+    T_ASSERT(run("search notes --text ice --filter '{\"and\":3}'") != 0);
+    T_ASSERT(strstr(g_err, "$.and") != NULL);
+    /* hybrid on a vector collection: text + vector fused */
+    T_ASSERT_EQ(run("search docs --text \"anything\" --vector '%s' --fusion rrf --k 3",
+                    vec_json(g_docs[0])),
+                0);
+    RUN_OK("drop notes");
+}
+
 int main(void) {
     const char *bindir = getenv("QUARRY_BIN_DIR");
     if (!bindir || !*bindir) T_SKIP("QUARRY_BIN_DIR is not set");
@@ -326,6 +358,7 @@ int main(void) {
     test_get_and_search();
     test_delete_and_errors();
     test_shell();
+    test_text();
     test_maintenance();
 
     free(g_out);
