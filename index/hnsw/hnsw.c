@@ -16,9 +16,15 @@
  *  - one entry point per level on the way down (the closest selected
  *    neighbour), not the whole candidate set as in the paper.
  * Departures: tombstoned nodes are never chosen as new neighbours (they
- * route, and the host drops them at compaction); the search is hnswlib's
- * filtered variant (candidates and results kept apart); threaded inserts
- * never hold two node locks (see hnsw_insert.c).
+ * route, and the host drops them at compaction); with exclusions the search
+ * is hnswlib's filtered variant (candidates and results kept apart), without
+ * them one sorted pool replaces the two heaps (the same walk, see
+ * hnsw_search.c); threaded inserts never hold two node locks (see
+ * hnsw_insert.c).
+ *
+ * Blocks are padded so that links and vector each start on a 64-byte line:
+ * measured 8-10% more queries per second than hnswlib's packed layout on
+ * 128-d and 784-d data, for 9% (128-d) or 2% (784-d) more memory.
  *
  * Layout and the scratch design are described in hnsw_int.h.
  */
@@ -235,6 +241,7 @@ static void tls_destroy(void *p) {
     q_free(t->sel);
     q_free(t->lbuf);
     q_free(t->work);
+    q_free(t->done);
     q_free(t);
     tls_cur = NULL;
 }
@@ -278,6 +285,7 @@ hnsw_tls *hnsw_tls_get(const hnsw *h, size_t ef) {
     size_t sel = (ef > h->m0 ? ef : h->m0) + 1;
     if (ensure((void **)&t->res, &t->rcap, ef + 1, sizeof(hpair)) ||
         ensure((void **)&t->sel, &t->scap, sel, sizeof(hpair)) ||
+        ensure((void **)&t->done, &t->dcap, sel, 1) ||
         ensure((void **)&t->lbuf, &t->lcap, (size_t)h->m0 + 1, sizeof(uint32_t)) ||
         ensure((void **)&t->work, &t->wcap, 2 * (size_t)h->m0 + 2, sizeof(hpair)) ||
         ensure((void **)&t->cand, &t->ccap, 256, sizeof(hpair)))

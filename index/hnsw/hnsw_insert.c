@@ -162,7 +162,6 @@ static void insert_one(hnsw *h, hnsw_tls *t, uint32_t n, int level, int locked) 
     for (int l = level < top ? level : top; l >= 0; l--) {
         size_t nw = hnsw_search_layer(h, t, q, cur, curd, h->ef_construction, l, locked,
                                       skip_dead, NULL);
-        hnsw_res_sorted(t, nw);
         hpair *sel = t->sel;
         if (locked) { /* the node may have been reached through a level above */
             size_t o = 0;

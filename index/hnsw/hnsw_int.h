@@ -201,6 +201,8 @@ typedef struct hnsw_tls {
     size_t lcap;
     hpair *work; /* a neighbour's list being shrunk (m0 + 1) */
     size_t wcap;
+    uint8_t *done; /* per sel[] entry: expanded (the pool search) */
+    size_t dcap;
 } hnsw_tls;
 
 /* The calling thread's scratch with room for h's capacity, a result heap of
@@ -226,11 +228,11 @@ typedef struct hnsw_filter {
 
 /*
  * Beam search of width ef on level lev from ep (distance epd). Leaves up to
- * ef nodes in t->res as a max-heap and returns their count. With `locked`
- * (threaded inserts) every link list is copied under its node's lock. With
- * `f` (or tombstones present, when `skip_dead`), excluded nodes route but are
- * not kept, and the search continues until ef nodes are kept or the
- * candidates run out (hnswlib's rule).
+ * ef nodes in t->sel, ascending by distance, and returns their count. With
+ * `locked` (threaded inserts) every link list is copied under its node's
+ * lock. With a filter in `f`, or tombstones when `skip_dead`, excluded nodes
+ * route but are not kept, and the search goes on until ef nodes are kept or
+ * the candidates run out (hnswlib's rule).
  */
 size_t hnsw_search_layer(const hnsw *h, hnsw_tls *t, const float *q, uint32_t ep, float epd,
                          size_t ef, int lev, int locked, int skip_dead, const hnsw_filter *f);
@@ -238,9 +240,6 @@ size_t hnsw_search_layer(const hnsw *h, hnsw_tls *t, const float *q, uint32_t ep
 /* Greedy descent from (*cur, *curd) through levels top..bottom+1. */
 void hnsw_greedy(const hnsw *h, hnsw_tls *t, const float *q, uint32_t *cur, float *curd, int top,
                  int bottom, int locked);
-
-/* Drain t->res (a max-heap of n) into t->sel ascending. */
-void hnsw_res_sorted(hnsw_tls *t, size_t n);
 
 /* Draw a level from the index's generator. */
 int hnsw_random_level(hnsw *h);
