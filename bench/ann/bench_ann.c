@@ -70,6 +70,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define BENCH_NAME "bench_ann"
+#include "bench/common/bench_util.h"
 #include "quarry.h"
 
 #define MAX_LIST  64
@@ -92,22 +94,6 @@ typedef struct options {
     uint32_t ef[MAX_LIST], nprobe[MAX_LIST];
     int nef, nnprobe;
 } options;
-
-static void die(const char *what, const char *detail) {
-    fprintf(stderr, "bench_ann: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
-    exit(2);
-}
-
-static void die_rc(const char *what, int rc) {
-    fprintf(stderr, "bench_ann: %s: %s (%s)\n", what, quarry_errmsg(), quarry_errstr(rc));
-    exit(1);
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static double cpu_s(void) {
     struct rusage ru;
@@ -141,24 +127,6 @@ static double peak_rss_mb(void) {
     return (double)ru.ru_maxrss / 1024.0;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Median of v[0..n) (sorts v). */
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st, (void)flag, (void)ftw;
-    if (remove(path) != 0) fprintf(stderr, "bench_ann: remove %s: %s\n", path, strerror(errno));
-    return 0;
-}
-
-static void rm_rf(const char *path) { nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
 /* .fvecs (float records) or .ivecs (int32 records, kept as raw bits). */
 static vecs read_vecs(const char *path) {

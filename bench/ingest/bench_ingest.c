@@ -47,6 +47,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define BENCH_NAME "bench_ingest"
+#include "bench/common/bench_util.h"
 #include "quarry.h"
 
 #define MAX_LIST  16
@@ -77,48 +79,6 @@ typedef struct worker {
     char err[256];
 } worker;
 
-static void die(const char *what, const char *detail) {
-    fprintf(stderr, "bench_ingest: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
-    exit(1);
-}
-
-static void die_rc(const char *what, int rc) {
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s (%s)", quarry_errmsg(), quarry_errstr(rc));
-    die(what, buf);
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Median of v[0..n) (sorts v). */
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st, (void)flag, (void)ftw;
-    if (remove(path) != 0) fprintf(stderr, "bench_ingest: remove %s: %s\n", path, strerror(errno));
-    return 0;
-}
-
-static void rm_rf(const char *path) { nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
 static int parse_int_list(const char *s, int *out, const char *name) {
     int n = 0;

@@ -50,6 +50,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define BENCH_NAME "bench_restart"
+#include "bench/common/bench_util.h"
 #include "quarry.h"
 
 typedef struct options {
@@ -69,28 +71,6 @@ typedef struct stat3 {
     int n;
 } stat3;
 
-static void die(const char *what, const char *detail) {
-    fprintf(stderr, "bench_restart: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
-    exit(1);
-}
-
-static void die_rc(const char *what, int rc) {
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s (%s)", quarry_errmsg(), quarry_errstr(rc));
-    die(what, buf);
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static stat3 summarize(double *v, int n) {
     stat3 s = {0, 0, 0, n};
     if (n == 0) return s;
@@ -101,22 +81,8 @@ static stat3 summarize(double *v, int n) {
     return s;
 }
 
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 /* ------------------------------------------------------------ files */
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st, (void)flag, (void)ftw;
-    if (remove(path) != 0) fprintf(stderr, "bench_restart: remove %s: %s\n", path, strerror(errno));
-    return 0;
-}
-
-static void rm_rf(const char *path) { nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
 static uint64_t g_bytes, g_files;
 static char *g_buf;
