@@ -43,14 +43,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli_common.h"
 #include "quarry.h"
 #ifdef QUARRY_WITH_RPC
 #include "remote.h"
 #endif
 
-enum { EXIT_USAGE = 1, EXIT_ENGINE = 2 };
 
-#define JSON_OUT_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(9))
 #define DEFAULT_BATCH_ROWS 1000u
 
 typedef struct cli {
@@ -110,17 +109,6 @@ static int engine_error(int rc, const char *fmt, ...) {
     return EXIT_ENGINE;
 }
 
-/* Prints `quarry: <message>` for a data or I/O error and returns EXIT_ENGINE. */
-static int fail(const char *fmt, ...) {
-    va_list ap;
-    fputs("quarry: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    return EXIT_ENGINE;
-}
-
 /* Prints the error, the command's synopsis and a hint; returns EXIT_USAGE. */
 static int usage_error(const command *cmd, const char *fmt, ...) {
     va_list ap;
@@ -139,12 +127,6 @@ static int usage_error(const command *cmd, const char *fmt, ...) {
               stderr);
     }
     return EXIT_USAGE;
-}
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 static int parse_u64(const char *s, uint64_t max, uint64_t *out) {
@@ -257,38 +239,6 @@ static int open_coll_cfg(cli *c, const char *name, quarry_coll **out,
     quarry_collection_close(*out);
     *out = NULL;
     return status;
-}
-
-/* Parses a JSON array of numbers into a growable float buffer. */
-static int json_to_floats(const json_t *arr, float **buf, size_t *cap, uint32_t *n) {
-    size_t len = json_array_size(arr);
-    if (!json_is_array(arr) || len > QUARRY_MAX_DIM) return -1;
-    if (len > *cap) {
-        float *p = realloc(*buf, len * sizeof *p);
-        if (!p) return -1;
-        *buf = p;
-        *cap = len;
-    }
-    for (size_t i = 0; i < len; i++) {
-        const json_t *v = json_array_get(arr, i);
-        if (!json_is_number(v)) return -1;
-        (*buf)[i] = (float)json_number_value(v);
-    }
-    *n = (uint32_t)len;
-    return 0;
-}
-
-static json_t *json_float(float f) {
-    return isfinite(f) ? json_real(f) : json_null();
-}
-
-/* Prints a JSON value on one line of stdout. */
-static int print_json(json_t *v) {
-    char *s = v ? json_dumps(v, JSON_OUT_FLAGS | JSON_ENCODE_ANY) : NULL;
-    if (!s) return fail("out of memory while printing JSON");
-    puts(s);
-    free(s);
-    return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -621,70 +571,20 @@ static int import_bad_line(importer *im, uint64_t lineno, const char *msg) {
 }
 
 /* Turns one parsed jsonl object into a row and adds it to the batch. */
-static int import_json_row(importer *im, uint64_t lineno, json_t *obj, float **vec,
-                           size_t *veccap) {
-    char idbuf[32], *meta = NULL;
-    quarry_row row = {0};
-    if (!json_is_object(obj)) return import_bad_line(im, lineno, "not a JSON object");
-    json_t *id = json_object_get(obj, "id");
-    if (!id) id = json_object_get(obj, "_id");
-    if (json_is_string(id)) {
-        row.id = json_string_value(id);
-        row.id_len = json_string_length(id);
-    } else if (json_is_integer(id)) {
-        snprintf(idbuf, sizeof idbuf, "%" JSON_INTEGER_FORMAT, json_integer_value(id));
-        row.id = idbuf;
-    } else {
-        return import_bad_line(im, lineno, "\"id\" (or \"_id\") must be a string or integer");
-    }
-    json_t *v = json_object_get(obj, "vector");
-    if (v && !json_is_null(v)) {
-        if (json_to_floats(v, vec, veccap, &row.dim) != 0)
-            return import_bad_line(im, lineno, "\"vector\" must be an array of numbers");
-        row.vector = *vec;
-    }
-    json_t *text = json_object_get(obj, "text"), *title = json_object_get(obj, "title");
-    char *joined = NULL;
-    if (json_is_string(text)) {
-        row.text = json_string_value(text);
-        row.text_len = json_string_length(text);
-    } else if (text && !json_is_null(text)) {
-        return import_bad_line(im, lineno, "\"text\" must be a string");
-    }
-    if (json_is_string(title) && json_string_length(title) > 0) {
-        /* BEIR rows: title and text are both indexed, title first */
-        size_t tl = json_string_length(title), xl = row.text ? row.text_len : 0;
-        if (!(joined = malloc(tl + xl + 2))) return fail("out of memory");
-        memcpy(joined, json_string_value(title), tl);
-        if (xl) {
-            joined[tl] = '\n';
-            memcpy(joined + tl + 1, row.text, xl);
-        }
-        row.text = joined;
-        row.text_len = xl ? tl + 1 + xl : tl;
-    } else if (title && !json_is_null(title) && !json_is_string(title)) {
-        return import_bad_line(im, lineno, "\"title\" must be a string");
-    }
-    json_t *m = json_object_get(obj, "metadata");
-    if (json_is_object(m)) {
-        if (!(meta = json_dumps(m, JSON_OUT_FLAGS))) return fail("out of memory");
-        row.metadata = meta;
-    } else if (json_is_string(m)) {
-        row.metadata = json_string_value(m);
-    } else if (m && !json_is_null(m)) {
-        return import_bad_line(im, lineno, "\"metadata\" must be a JSON object");
-    }
+static int import_json_row(importer *im, uint64_t lineno, json_t *obj, cli_row *cr) {
+    char err[128];
+    if (cli_row_parse(cr, obj, err, sizeof err) != 0) return import_bad_line(im, lineno, err);
+    quarry_row row = {.id = cr->id, .id_len = cr->id_len, .vector = cr->vector, .dim = cr->dim,
+                      .text = cr->text, .text_len = cr->text_len, .metadata = cr->metadata};
     int rc = quarry_batch_upsert(im->batch, &row);
-    free(meta);
-    free(joined);
     if (rc != QUARRY_OK) return import_bad_line(im, lineno, engine_msg(rc));
     return 0;
 }
 
 static int import_jsonl(importer *im, FILE *f, uint64_t size) {
     char *line = NULL;
-    size_t cap = 0, veccap = 0;
-    float *vec = NULL;
+    size_t cap = 0;
+    cli_row row = {0};
     ssize_t len;
     uint64_t lineno = 0, bytes = 0, batch_first = 1;
     int status = 0;
@@ -699,7 +599,7 @@ static int import_jsonl(importer *im, FILE *f, uint64_t size) {
             status = import_bad_line(im, lineno, jerr.text);
             break;
         }
-        status = import_json_row(im, lineno, obj, &vec, &veccap);
+        status = import_json_row(im, lineno, obj, &row);
         json_decref(obj);
         if (!status && quarry_batch_count(im->batch) >= im->batch_rows) {
             status = import_commit(im, "line", batch_first, lineno);
@@ -710,7 +610,7 @@ static int import_jsonl(importer *im, FILE *f, uint64_t size) {
     if (!status && ferror(f)) status = fail("%s: %s", im->path, strerror(errno));
     if (!status) status = import_commit(im, "line", batch_first, lineno);
     free(line);
-    free(vec);
+    cli_row_free(&row);
     return status;
 }
 

@@ -29,11 +29,10 @@
 
 #include "quarry.h"
 #include "quarry.pb-c.h"
+#include "cli_common.h"
 #include "remote.h"
 #include "rpc/client.h"
 
-enum { EXIT_USAGE = 1, EXIT_ENGINE = 2 };
-#define JSON_OUT_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(9))
 #define Q(m) "/quarry.v1.Quarry/" m
 
 typedef struct ropt {
@@ -51,16 +50,6 @@ static int usage(const char *cmd, const char *fmt, ...) {
     fprintf(stderr, "\nTry 'quarry DB %s --help' (the options are the same with --remote).\n",
             cmd);
     return EXIT_USAGE;
-}
-
-static int fail(const char *fmt, ...) {
-    va_list ap;
-    fputs("quarry: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    return EXIT_ENGINE;
 }
 
 /* A call; on failure prints `quarry: what: STATUS: message` and returns EXIT_ENGINE. */
@@ -123,30 +112,6 @@ static int u32(const char *cmd, const ropt *o, const char *name, uint32_t max, u
     return 0;
 }
 
-static json_t *jfloat(float f) { return isfinite(f) ? json_real(f) : json_null(); }
-
-static int print_json(json_t *v) {
-    char *s = json_dumps(v, JSON_OUT_FLAGS | JSON_ENCODE_ANY);
-    if (!s) return fail("out of memory");
-    puts(s);
-    free(s);
-    return 0;
-}
-
-static int floats(const json_t *arr, float **buf, uint32_t *n) {
-    size_t len = json_array_size(arr);
-    if (!json_is_array(arr) || len > QUARRY_MAX_DIM) return -1;
-    float *p = realloc(*buf, (len ? len : 1) * sizeof *p);
-    if (!p) return -1;
-    *buf = p;
-    for (size_t i = 0; i < len; i++) {
-        const json_t *v = json_array_get(arr, i);
-        if (!json_is_number(v)) return -1;
-        p[i] = (float)json_number_value(v);
-    }
-    *n = (uint32_t)len;
-    return 0;
-}
 
 /* ------------------------------------------------------------------ collections */
 
@@ -185,7 +150,7 @@ static int r_create(qrpc_client *cl, int argc, char **argv) {
     int n, st;
     if ((st = parse("create", argc, argv, o, &n))) return st;
     if (n != 1) return usage("create", "expected one collection NAME");
-    if (!val(o, "--dim")) return usage("create", "--dim is required (0 for text only)");
+    /* no --dim: a text-only collection (dim 0), as in local mode */
     Quarry__V1__CollectionConfig cfg = QUARRY__V1__COLLECTION_CONFIG__INIT;
     int e;
     if (val(o, "--metric")) {
@@ -397,51 +362,21 @@ static int flush(qrpc_client *cl, const char *coll, batch *b, uint64_t *done, co
     return 0;
 }
 
-static int import_line(batch *b, json_t *obj, uint64_t lineno, float **vec) {
-    char idbuf[32];
-    const char *id = NULL;
-    if (!json_is_object(obj)) return fail("line %" PRIu64 ": not a JSON object", lineno);
-    json_t *jid = json_object_get(obj, "id");
-    if (!jid) jid = json_object_get(obj, "_id");
-    if (json_is_string(jid)) {
-        id = json_string_value(jid);
-    } else if (json_is_integer(jid)) {
-        snprintf(idbuf, sizeof idbuf, "%" JSON_INTEGER_FORMAT, json_integer_value(jid));
-        id = idbuf;
-    } else {
-        return fail("line %" PRIu64 ": \"id\" (or \"_id\") must be a string or integer", lineno);
-    }
+static int import_line(batch *b, json_t *obj, uint64_t lineno, cli_row *cr) {
+    char err[128];
+    if (cli_row_parse(cr, obj, err, sizeof err) != 0)
+        return fail("line %" PRIu64 ": %s", lineno, err);
     Quarry__V1__Row *r = batch_add(b);
-    if (!r || !(r->id = strdup(id))) return fail("out of memory");
-    json_t *v = json_object_get(obj, "vector");
-    if (v && !json_is_null(v)) {
-        uint32_t n;
-        if (floats(v, vec, &n)) return fail("line %" PRIu64 ": \"vector\" must be numbers", lineno);
-        if (!(r->vector = malloc((n ? n : 1) * sizeof(float)))) return fail("out of memory");
-        memcpy(r->vector, *vec, n * sizeof(float));
-        r->n_vector = n;
+    if (!r || !(r->id = strndup(cr->id, cr->id_len))) return fail("out of memory");
+    if (cr->vector) {
+        if (!(r->vector = malloc((cr->dim ? cr->dim : 1) * sizeof(float))))
+            return fail("out of memory");
+        memcpy(r->vector, cr->vector, cr->dim * sizeof(float));
+        r->n_vector = cr->dim;
     }
-    json_t *t = json_object_get(obj, "text");
-    if (json_is_string(t)) {
-        if (!(r->text = strdup(json_string_value(t)))) return fail("out of memory");
-    } else if (t && !json_is_null(t)) {
-        return fail("line %" PRIu64 ": \"text\" must be a string", lineno);
-    }
-    json_t *m = json_object_get(obj, "metadata");
-    if (json_is_object(m)) {
-        if (!(r->metadata = json_dumps(m, JSON_OUT_FLAGS))) return fail("out of memory");
-    } else if (json_is_string(m)) {
-        if (!(r->metadata = strdup(json_string_value(m)))) return fail("out of memory");
-    } else if (m && !json_is_null(m)) {
-        return fail("line %" PRIu64 ": \"metadata\" must be a JSON object", lineno);
-    }
+    if (cr->text && !(r->text = strndup(cr->text, cr->text_len))) return fail("out of memory");
+    if (cr->metadata && !(r->metadata = strdup(cr->metadata))) return fail("out of memory");
     return 0;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 static int r_import(qrpc_client *cl, int argc, char **argv) {
@@ -464,9 +399,9 @@ static int r_import(qrpc_client *cl, int argc, char **argv) {
     FILE *f = strcmp(argv[1], "-") == 0 && !fvecs ? stdin : fopen(argv[1], "rb");
     if (!f) return fail("%s: %s", argv[1], strerror(errno));
     batch b = {0};
-    float *vec = NULL;
+    cli_row row = {0};
     uint64_t done = 0, lineno = 0, first = fvecs ? 0 : 1;
-    double t0 = now_s();
+    double t0 = now_seconds();
     if (fvecs) {
         int32_t d;
         while (!st && fread(&d, sizeof d, 1, f) == 1) {
@@ -507,7 +442,7 @@ static int r_import(qrpc_client *cl, int argc, char **argv) {
                           jerr.text);
                 break;
             }
-            st = import_line(&b, obj, lineno, &vec);
+            st = import_line(&b, obj, lineno, &row);
             json_decref(obj);
             if (!st && b.n >= batch_rows) {
                 st = flush(cl, argv[0], &b, &done, "line", first, lineno);
@@ -521,8 +456,8 @@ static int r_import(qrpc_client *cl, int argc, char **argv) {
     batch_clear(&b);
     free(b.rows);
     free(b.ptrs);
-    free(vec);
-    double secs = now_s() - t0;
+    cli_row_free(&row);
+    double secs = now_seconds() - t0;
     if (!st && !val(o, "--quiet"))
         printf("imported %" PRIu64 " rows in %.2f s (%.0f rows/s)\n", done, secs,
                secs > 0 ? (double)done / secs : 0.0);
@@ -563,7 +498,7 @@ static int r_get(qrpc_client *cl, int argc, char **argv) {
         json_object_set_new(j, "id", json_string(row->id));
         json_t *arr = row->n_vector ? json_array() : json_null();
         for (size_t d = 0; d < row->n_vector; d++)
-            json_array_append_new(arr, jfloat(row->vector[d]));
+            json_array_append_new(arr, json_float(row->vector[d]));
         json_object_set_new(j, "vector", arr);
         json_object_set_new(j, "text", *row->text ? json_string(row->text) : json_null());
         json_t *meta = *row->metadata ? json_loads(row->metadata, 0, NULL) : json_null();
@@ -637,7 +572,8 @@ static int r_search(qrpc_client *cl, int argc, char **argv) {
     if (vector) {
         json_error_t jerr;
         json_t *arr = json_loads(vector, 0, &jerr);
-        int bad = !arr || floats(arr, &q, &dim) != 0;
+        size_t qcap = 0;
+        int bad = !arr || json_to_floats(arr, &q, &qcap, &dim) != 0;
         json_decref(arr);
         if (bad) return usage("search", "--vector must be a JSON array of numbers");
     } else if (file) {
@@ -697,9 +633,9 @@ static int r_search(qrpc_client *cl, int argc, char **argv) {
         char what[128];
         if (nq > 1) snprintf(what, sizeof what, "search %s (query %zu)", argv[0], i);
         else snprintf(what, sizeof what, "search %s", argv[0]);
-        double t0 = now_s();
+        double t0 = now_seconds();
         st = call(cl, Q("Query"), &rq.base, &quarry__v1__query_response__descriptor, &m, what);
-        secs += now_s() - t0;
+        secs += now_seconds() - t0;
         if (st) break;
         Quarry__V1__QueryResponse *r = (Quarry__V1__QueryResponse *)m;
         if (ids_only) {
@@ -710,8 +646,8 @@ static int r_search(qrpc_client *cl, int argc, char **argv) {
             for (size_t h = 0; h < r->n_hits; h++) {
                 json_t *x = json_object();
                 json_object_set_new(x, "id", json_string(r->hits[h]->id));
-                if (q) json_object_set_new(x, "distance", jfloat(r->hits[h]->distance));
-                else json_object_set_new(x, "score", jfloat(r->hits[h]->score));
+                if (q) json_object_set_new(x, "distance", json_float(r->hits[h]->distance));
+                else json_object_set_new(x, "score", json_float(r->hits[h]->score));
                 json_array_append_new(hits, x);
             }
             json_object_set_new(j, "query", json_integer((json_int_t)i));

@@ -388,6 +388,19 @@ class Programs(unittest.TestCase):
         self.assertIn("NOT_FOUND", r.stderr)
         run("drop", "cli_c")
 
+        # the same import rules as local mode: no --dim is text-only, and BEIR
+        # rows index the title with the text (one shared row parser)
+        run("create", "cli_t")
+        beir = tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False)
+        beir.write('{"_id":"b1","title":"Glaciers","text":"Ice moves."}\n'
+                   '{"_id":"b2","title":"Deserts","text":"Sand."}\n')
+        beir.close()
+        run("import", "cli_t", beir.name)
+        os.unlink(beir.name)
+        out = run("search", "cli_t", "--text", "glaciers", "--k", "2", "--format", "ids").stdout
+        self.assertEqual(out.split(), ["b1"])
+        run("drop", "cli_t")
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
