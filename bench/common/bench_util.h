@@ -34,6 +34,14 @@ static inline void die_rc(const char *what, int rc) {
     die(what, buf);
 }
 
+/* A positive whole number from an option value, or die naming the option. */
+static inline size_t parse_size(const char *s, const char *name) {
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end || v == 0) die("bad number for", name);
+    return (size_t)v;
+}
+
 static inline double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -277,13 +277,6 @@ static void usage(void) {
     exit(2);
 }
 
-static size_t parse_size(const char *s, const char *name) {
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end || v == 0) die("bad number for", name);
-    return (size_t)v;
-}
-
 static void parse_args(int argc, char **argv, options *o) {
     *o = (options){0};
     o->rows = 1000000;
