@@ -169,10 +169,80 @@ static void ip_batch_avx2(const float *q, const float *base, size_t n, size_t di
     BATCH_BODY(IP_ACC, ip_avx2)
 }
 
+/* PQ scan: 8 rows per step, one 8-byte code load, a widening and a gather
+ * per sub-quantiser; two groups in flight to hide the gather latency. */
+void pq_scan8_avx2(const float *lut, const uint8_t *codes, size_t ngroups, size_t m, float bias,
+                   float *out) {
+    size_t g = 0, gs = m * 8;
+    for (; g + 2 <= ngroups; g += 2) {
+        const uint8_t *c0 = codes + g * gs, *c1 = c0 + gs;
+        simde__m256 a0 = simde_mm256_set1_ps(bias), a1 = a0;
+        const float *t = lut;
+        for (size_t j = 0; j < m; j++, t += 256) {
+            simde__m256i i0 = simde_mm256_cvtepu8_epi32(simde_mm_loadl_epi64(
+                (const simde__m128i *)(const void *)(c0 + j * 8)));
+            simde__m256i i1 = simde_mm256_cvtepu8_epi32(simde_mm_loadl_epi64(
+                (const simde__m128i *)(const void *)(c1 + j * 8)));
+            a0 = simde_mm256_add_ps(a0, simde_mm256_i32gather_ps(t, i0, 4));
+            a1 = simde_mm256_add_ps(a1, simde_mm256_i32gather_ps(t, i1, 4));
+        }
+        simde_mm256_storeu_ps(out + g * 8, a0);
+        simde_mm256_storeu_ps(out + g * 8 + 8, a1);
+    }
+    if (g < ngroups) pq_scan8_scalar(lut, codes + g * gs, ngroups - g, m, bias, out + g * 8);
+}
+
+/* Nearest transposed centroid: 8 centroids per lane group, a running
+ * per-lane minimum with its index, one reduction at the end. Mul + add (no
+ * FMA) so the sums equal the scalar kernel's. */
+uint32_t nearest_l2_t_avx2(const float *x, size_t dim, const float *ct, size_t k, float *best) {
+    size_t k8 = k / 8 * 8;
+    uint32_t bi = 0;
+    float bd = 0.0f;
+    int have = 0;
+    if (k8) {
+        simde__m256 bestv = simde_mm256_set1_ps(__builtin_inff());
+        simde__m256i besti = simde_mm256_setzero_si256();
+        simde__m256i idx = simde_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        const simde__m256i eight = simde_mm256_set1_epi32(8);
+        for (size_t c = 0; c < k8; c += 8) {
+            simde__m256 acc = simde_mm256_setzero_ps();
+            for (size_t i = 0; i < dim; i++) {
+                simde__m256 t = simde_mm256_sub_ps(simde_mm256_set1_ps(x[i]),
+                                                   simde_mm256_loadu_ps(ct + i * k + c));
+                acc = simde_mm256_add_ps(acc, simde_mm256_mul_ps(t, t));
+            }
+            simde__m256 lt = simde_mm256_cmp_ps(acc, bestv, SIMDE_CMP_LT_OQ);
+            bestv = simde_mm256_blendv_ps(bestv, acc, lt);
+            besti = simde_mm256_blendv_epi8(besti, idx, simde_mm256_castps_si256(lt));
+            idx = simde_mm256_add_epi32(idx, eight);
+        }
+        float bv[8];
+        int32_t bx[8];
+        simde_mm256_storeu_ps(bv, bestv);
+        simde_mm256_storeu_si256((simde__m256i *)(void *)bx, besti);
+        for (int l = 0; l < 8; l++)
+            if (!have || bv[l] < bd || (bv[l] == bd && (uint32_t)bx[l] < bi))
+                bd = bv[l], bi = (uint32_t)bx[l], have = 1;
+    }
+    for (size_t c = k8; c < k; c++) {
+        float d = 0.0f;
+        for (size_t i = 0; i < dim; i++) {
+            float t = x[i] - ct[i * k + c];
+            d += t * t;
+        }
+        if (!have || d < bd) bd = d, bi = (uint32_t)c, have = 1;
+    }
+    *best = bd;
+    return bi;
+}
+
 const dist_kernels dist_kernels_avx2 = {
     .isa = "avx2",
     .l2 = l2_avx2,
     .ip = ip_avx2,
     .l2_batch = l2_batch_avx2,
     .ip_batch = ip_batch_avx2,
+    .pq_scan8 = pq_scan8_avx2,
+    .nearest_l2_t = nearest_l2_t_avx2,
 };

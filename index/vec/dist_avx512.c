@@ -209,4 +209,6 @@ const dist_kernels dist_kernels_avx512 = {
     .ip = ip_avx512,
     .l2_batch = l2_batch_avx512,
     .ip_batch = ip_batch_avx512,
+    .pq_scan8 = pq_scan8_avx2,
+    .nearest_l2_t = nearest_l2_t_avx2,
 };

@@ -43,6 +43,33 @@ static void ip_batch_scalar(const float *q, const float *base, size_t n, size_t 
     for (size_t i = 0; i < n; i++) out[i] = dist_ip_f32_scalar(q, base + i * stride, dim);
 }
 
+void pq_scan8_scalar(const float *lut, const uint8_t *codes, size_t ngroups, size_t m, float bias,
+                     float *out) {
+    for (size_t g = 0; g < ngroups; g++, codes += m * 8, out += 8) {
+        float acc[8];
+        for (int v = 0; v < 8; v++) acc[v] = bias;
+        const float *t = lut;
+        for (size_t j = 0; j < m; j++, t += 256)
+            for (int v = 0; v < 8; v++) acc[v] += t[codes[j * 8 + v]];
+        for (int v = 0; v < 8; v++) out[v] = acc[v];
+    }
+}
+
+uint32_t nearest_l2_t_scalar(const float *x, size_t dim, const float *ct, size_t k, float *best) {
+    uint32_t bi = 0;
+    float bd = 0.0f;
+    for (size_t c = 0; c < k; c++) {
+        float d = 0.0f;
+        for (size_t i = 0; i < dim; i++) {
+            float t = x[i] - ct[i * k + c];
+            d += t * t;
+        }
+        if (c == 0 || d < bd) bd = d, bi = (uint32_t)c;
+    }
+    *best = bd;
+    return bi;
+}
+
 int dist_normalize(float *v, size_t dim) {
     double s = 0.0;
     for (size_t i = 0; i < dim; i++) s += (double)v[i] * (double)v[i];
@@ -60,4 +87,6 @@ const dist_kernels dist_kernels_scalar = {
     .ip = dist_ip_f32_scalar,
     .l2_batch = l2_batch_scalar,
     .ip_batch = ip_batch_scalar,
+    .pq_scan8 = pq_scan8_scalar,
+    .nearest_l2_t = nearest_l2_t_scalar,
 };

@@ -29,12 +29,33 @@ typedef float (*dist_pair_fn)(const float *a, const float *b, size_t dim);
 typedef void (*dist_batch_fn)(const float *q, const float *base, size_t n, size_t dim,
                               size_t stride, float *out);
 
+/*
+ * PQ lookup-table scan (IVF-PQ, 8-bit codes): out[g*8 + v] = bias +
+ * sum_j lut[j*256 + codes[g*8*m + j*8 + v]] for ngroups groups of 8 rows,
+ * whose codes are stored sub-quantiser-major inside a group (index/ivfpq).
+ * Sums run in j order, so every ISA gives bit-identical results.
+ */
+typedef void (*pq_scan_fn)(const float *lut, const uint8_t *codes, size_t ngroups, size_t m,
+                           float bias, float *out);
+
+/*
+ * Nearest of k centroids stored transposed (coordinate i of centroid c at
+ * ct[i*k + c]) to x (dim floats) by squared L2: returns its index (the lowest
+ * on ties) and stores its distance in *best. For short vectors (PQ
+ * sub-spaces, k-means on them) this vectorises across centroids. Sums are
+ * (x_i - c_i)^2 added in i order without FMA: every ISA agrees bit for bit.
+ */
+typedef uint32_t (*nearest_t_fn)(const float *x, size_t dim, const float *ct, size_t k,
+                                 float *best);
+
 typedef struct dist_kernels {
     const char *isa; /* "scalar", "avx2", "avx512" */
     dist_pair_fn l2;
     dist_pair_fn ip;
     dist_batch_fn l2_batch;
     dist_batch_fn ip_batch;
+    pq_scan_fn pq_scan8;
+    nearest_t_fn nearest_l2_t;
 } dist_kernels;
 
 /* The table chosen at start-up (thread-safe, computed once). Never NULL. */
@@ -55,5 +76,14 @@ float dist_ip_f32_scalar(const float *a, const float *b, size_t dim);
 /* Normalise v to unit length in place. Returns 0, or -1 if its norm is 0
  * (the vector is left unchanged: cosine is undefined for it). */
 int dist_normalize(float *v, size_t dim);
+
+/* The PQ scan kernels (the AVX-512 table uses the AVX2 one: a 16-lane gather
+ * is no faster per row). */
+void pq_scan8_scalar(const float *lut, const uint8_t *codes, size_t ngroups, size_t m, float bias,
+                     float *out);
+void pq_scan8_avx2(const float *lut, const uint8_t *codes, size_t ngroups, size_t m, float bias,
+                   float *out);
+uint32_t nearest_l2_t_scalar(const float *x, size_t dim, const float *ct, size_t k, float *best);
+uint32_t nearest_l2_t_avx2(const float *x, size_t dim, const float *ct, size_t k, float *best);
 
 #endif
