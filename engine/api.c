@@ -59,6 +59,7 @@ void quarry_collection_config_init(quarry_collection_config *c) {
     c->hnsw_ef_construction = 200;
     c->hnsw_ef_search = 64;
     c->ivf_nprobe = 16;
+    c->ivf_refine = 4;
     snprintf(c->text_language, sizeof c->text_language, "english");
     c->bm25_k1 = 1.2f;
     c->bm25_b = 0.75f;
@@ -420,6 +421,13 @@ int quarry_collection_stats(quarry_coll *c, quarry_coll_stats *st) {
     uint64_t mem = (uint64_t)c->rows_cap * (sizeof(row) + 1) + c->map.cap * sizeof(idmap_slot);
     st->index_bytes = c->graph ? hnsw_memory(c->graph) : (uint64_t)c->rows_cap * c->cfg.dim * 4;
     st->index_bytes += bm25_memory(c->text) + attr_index_memory(c->attrs);
+    if (c->ivf) {
+        const ivfpq_config *ic = ivfpq_get_config(c->ivf);
+        st->index_bytes += ivfpq_memory(c->ivf);
+        st->ivf_nlist = ic->nlist, st->pq_m = ic->m;
+        st->ivf_rows = ivfpq_size(c->ivf);
+        st->ivf_code_bytes = ivfpq_code_bytes(c->ivf);
+    }
     mem += st->index_bytes;
     for (uint32_t r = 0; r < c->nrows; r++)
         if (c->rows[r].blob)
@@ -434,8 +442,24 @@ int quarry_collection_stats(quarry_coll *c, quarry_coll_stats *st) {
     st->compactions = atomic_load(&c->compactions);
     st->searches = atomic_load(&c->searches);
     st->searches_exact = atomic_load(&c->searches_exact);
+    pthread_mutex_lock(&c->train_mu);
+    st->ivf_training = c->training;
+    pthread_mutex_unlock(&c->train_mu);
     coll_leave(c);
     return 0;
+}
+
+int quarry_collection_train(quarry_coll *c, int wait) {
+    q_err_clear();
+    int rc = coll_enter(c, "quarry_collection_train");
+    if (rc) return rc;
+    if (c->db->opts.read_only) rc = q_err(QUARRY_READONLY, "the database is open read-only");
+    else if (c->train_stop) rc = q_err(QUARRY_INTERRUPTED, "the collection is closing");
+    else if (!(rc = coll_ivf_start(c)) && wait) {
+        rc = coll_ivf_wait(c);
+    }
+    coll_leave(c);
+    return rc;
 }
 
 int quarry_collection_compact(quarry_coll *c, int force) {

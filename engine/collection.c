@@ -33,6 +33,7 @@ int coll_new(struct quarry_db *db, uint32_t id, const char *name,
     pthread_mutex_init(&c->apply_mu, NULL);
     pthread_cond_init(&c->apply_cv, NULL);
     pthread_mutex_init(&c->compact_mu, NULL);
+    coll_ivf_init(c);
     *out = c;
     return 0;
 }
@@ -63,6 +64,7 @@ static void free_rows(struct quarry_coll *c) {
 
 void coll_free(struct quarry_coll *c) {
     if (!c) return;
+    coll_ivf_destroy(c); /* joins a training thread first */
     free_rows(c);
     q_free(c->dir);
     pthread_rwlock_destroy(&c->life);
@@ -273,6 +275,7 @@ int coll_apply(struct quarry_coll *c, uint64_t segno, uint64_t lsn, const uint8_
      * (or loaded from the checkpoint); the metadata index is kept as we go. */
     if (attr_failed) rc = q_err(QUARRY_NOMEM, "out of memory (metadata index)");
     if (!rc && c->graph && !c->replaying) rc = graph_insert_rows(c, newvec, nnew);
+    if (!rc && !c->replaying) rc = coll_ivf_after_apply(c, newvec, nnew);
     for (uint32_t r = first_new; !rc && !c->replaying && r < c->nrows; r++) {
         const row *rw = &c->rows[r];
         if ((rw->flags & (ROW_LIVE | ROW_TEXT)) != (ROW_LIVE | ROW_TEXT)) continue;
@@ -395,6 +398,10 @@ static int load_checkpoint(struct quarry_coll *c, int *have_graph, int *have_tex
             if ((rc = hnsw_deserialize(c->graph, sec, slen, c->ckpt_rows)))
                 q_err(rc, "checkpoint %s: the graph does not decode", c->ckpt_file);
             *have_graph = !rc;
+        } else if (kind == CKPT_SECTION_IVFPQ && c->cfg.index == QUARRY_INDEX_IVFPQ && !c->ivf) {
+            ivfpq_config ic = coll_ivf_config(c);
+            if ((rc = ivfpq_load(&ic, sec, slen, c->ckpt_rows, &c->ivf)))
+                q_err_prefix(rc, "checkpoint %s: the IVF-PQ index does not decode", c->ckpt_file);
         } else if (kind == CKPT_SECTION_BM25 && !*have_text) {
             if ((rc = bm25_deserialize(c->text, sec, slen)))
                 q_err_prefix(rc, "checkpoint %s: the text index does not decode", c->ckpt_file);
@@ -427,6 +434,8 @@ int coll_finish_replay(struct quarry_coll *c) {
                 "quarry: warning: collection '%s': %s; rebuilding the indexes from the log\n",
                 c->name, quarry_errmsg());
         if (c->graph && (rc = graph_fresh(c))) return rc;
+        ivfpq_free(c->ivf); /* retrained in the background */
+        c->ivf = NULL;
         bm25_clear(c->text);
         have_graph = have_text = 0;
     }
@@ -434,6 +443,7 @@ int coll_finish_replay(struct quarry_coll *c) {
     c->idx_changes = 0;
     if (c->graph && (rc = graph_build_all(c, have_graph ? c->ckpt_rows : 0))) return rc;
     if ((rc = text_build_all(c, have_text ? c->ckpt_rows : 0))) return rc;
+    if ((rc = coll_ivf_finish_replay(c, c->ivf ? c->ckpt_rows : 0))) return rc;
     if (!have_graph && !have_text && !c->ckpt_file[0] && c->idx_changes == 0) return 0;
     return 0;
 }
@@ -469,6 +479,10 @@ int coll_checkpoint(struct quarry_coll *c) {
     }
     if (changed && !rc && !(rc = bm25_serialize(c->text, &part, &plen))) {
         rc = add_section(&buf, &len, CKPT_SECTION_BM25, part, plen);
+        q_free(part);
+    }
+    if (changed && !rc && c->ivf && !(rc = ivfpq_serialize(c->ivf, &part, &plen))) {
+        rc = add_section(&buf, &len, CKPT_SECTION_IVFPQ, part, plen);
         q_free(part);
     }
     pthread_rwlock_unlock(&c->rw);
@@ -538,6 +552,7 @@ int coll_vacuum(struct quarry_coll *c) {
     /* Row numbers changed: the graph, the text index and the metadata index
      * are rebuilt over the live rows (which also repairs the tombstones). */
     if (c->graph && ((rc = graph_fresh(c)) || (rc = graph_build_all(c, 0)))) c->panic = 1;
+    if (!rc && (rc = coll_ivf_rebuild(c))) c->panic = 1;
     bm25_clear(c->text);
     if (!rc && (rc = text_build_all(c, 0))) c->panic = 1;
     attr_index_free(c->attrs);

@@ -39,6 +39,7 @@ int db_write_manifest_locked(struct quarry_db *db) {
         mc->hnsw_m = c->cfg.hnsw_m, mc->hnsw_ef_construction = c->cfg.hnsw_ef_construction;
         mc->hnsw_ef_search = c->cfg.hnsw_ef_search, mc->ivf_nlist = c->cfg.ivf_nlist;
         mc->pq_m = c->cfg.pq_m, mc->ivf_nprobe = c->cfg.ivf_nprobe;
+        mc->ivf_refine = c->cfg.ivf_refine, mc->ivf_train_rows = c->cfg.ivf_train_rows;
         snprintf(mc->text_language, sizeof mc->text_language, "%s", c->cfg.text_language);
         mc->bm25_k1 = c->cfg.bm25_k1, mc->bm25_b = c->cfg.bm25_b;
         snprintf(mc->ckpt_file, sizeof mc->ckpt_file, "%s", c->ckpt_file);
@@ -95,6 +96,11 @@ static void *flusher_main(void *arg) {
         uint64_t now = q_now_ns();
         for (size_t i = 0; i < db->ncolls; i++) {
             struct quarry_coll *c = db->colls[i];
+            /* an IVF-PQ collection reached its training size: start it here,
+             * never in the writer that crossed the threshold */
+            if (atomic_exchange(&c->train_want, 0) && !c->dropped && coll_ivf_start(c) != 0)
+                fprintf(stderr, "quarry: warning: collection '%s': %s\n", c->name,
+                        quarry_errmsg());
             if (coll_checkpoint_due(c) >= db->checkpoint_every) {
                 atomic_fetch_add(&c->refs, 1);
                 pthread_mutex_unlock(&db->mu);
@@ -142,6 +148,7 @@ static int open_collection(struct quarry_db *db, const manifest_coll *mc) {
     cfg.hnsw_m = mc->hnsw_m, cfg.hnsw_ef_construction = mc->hnsw_ef_construction;
     cfg.hnsw_ef_search = mc->hnsw_ef_search, cfg.ivf_nlist = mc->ivf_nlist;
     cfg.pq_m = mc->pq_m, cfg.ivf_nprobe = mc->ivf_nprobe;
+    cfg.ivf_refine = mc->ivf_refine ? mc->ivf_refine : 4, cfg.ivf_train_rows = mc->ivf_train_rows;
     snprintf(cfg.text_language, sizeof cfg.text_language, "%s", mc->text_language);
     cfg.bm25_k1 = mc->bm25_k1, cfg.bm25_b = mc->bm25_b;
     struct quarry_coll *c;
@@ -378,6 +385,8 @@ int quarry_close(quarry_db *db) {
         pthread_join(db->flusher, NULL);
     }
     int rc = 0;
+    /* trainings stop first: they checkpoint and read the rows */
+    for (size_t i = 0; i < db->ncolls; i++) coll_ivf_stop(db->colls[i]);
     /* Checkpoints first, while every log is open: each one rewrites the
      * manifest, which lists every collection's segments. */
     for (size_t i = 0; i < db->ncolls; i++) {
@@ -446,6 +455,15 @@ static int check_config(const quarry_collection_config *cfg) {
         return q_err(QUARRY_INVALID,
                      "HNSW parameters out of range (m %d..%d, ef_construction and ef <= 100000)",
                      HNSW_MIN_M, HNSW_MAX_M);
+    if (cfg->ivf_nlist > IVFPQ_MAX_NLIST || cfg->ivf_nprobe > IVFPQ_MAX_NLIST ||
+        cfg->ivf_refine > QUARRY_MAX_IVF_REFINE)
+        return q_err(QUARRY_INVALID, "IVF parameters out of range (nlist and nprobe <= %u, "
+                                     "refine <= %u)",
+                     IVFPQ_MAX_NLIST, QUARRY_MAX_IVF_REFINE);
+    if (cfg->index == QUARRY_INDEX_IVFPQ && cfg->pq_m > cfg->dim)
+        return q_err(QUARRY_INVALID, "pq_m %u is above dim %u (each code byte covers at least "
+                                     "one dimension)",
+                     cfg->pq_m, cfg->dim);
     return 0;
 }
 
@@ -467,12 +485,9 @@ int quarry_collection_create(quarry_db *db, const char *name,
     if (cfg.hnsw_ef_construction == 0) cfg.hnsw_ef_construction = 200;
     if (cfg.hnsw_ef_search == 0) cfg.hnsw_ef_search = 64;
     if (cfg.ivf_nprobe == 0) cfg.ivf_nprobe = 16;
+    if (cfg.ivf_refine == 0) cfg.ivf_refine = 4;
     if (cfg.interval_ms == 0) cfg.interval_ms = 100;
     if (db->opts.read_only) return q_err(QUARRY_READONLY, "the database is open read-only");
-    if (cfg.index == QUARRY_INDEX_IVFPQ)
-        return q_err(QUARRY_UNSUPPORTED,
-                     "index kind '%s' is not available in this version; use flat",
-                     quarry_index_name(cfg.index));
 
     pthread_mutex_lock(&db->mu);
     struct quarry_coll *c = NULL;
@@ -573,6 +588,7 @@ int quarry_collection_drop(quarry_db *db, const char *name) {
         return rc;
     }
     pthread_mutex_unlock(&db->mu);
+    coll_ivf_stop(c); /* a training writes checkpoints into the directory */
     /* wait for in-flight calls, then tear down */
     pthread_rwlock_wrlock(&c->life);
     c->dropped = 1;

@@ -33,6 +33,7 @@
 
 #include "index/filter/filter.h"
 #include "index/hnsw/hnsw.h"
+#include "index/ivfpq/ivfpq.h"
 #include "index/text/text.h"
 #include "storage/storage.h"
 
@@ -107,6 +108,20 @@ struct quarry_coll {
     uint32_t nrows, rows_cap;
     float *vecs;  /* flat kind: rows_cap * dim floats, 64-byte aligned */
     hnsw *graph;  /* hnsw kind: the graph, which also holds the vectors */
+    /* ivfpq kind (engine/ivf.c): NULL until trained (exact answers meanwhile);
+     * the vectors stay in `vecs` for exact scans and re-ranking. Swapped
+     * under the write lock. */
+    ivfpq *ivf;
+    pthread_mutex_t train_mu; /* the fields below */
+    pthread_cond_t train_cv;
+    pthread_t train_thread;
+    int train_joinable;       /* a training thread was started and not joined */
+    int training;             /* it is running */
+    int train_rc;             /* outcome of the last training */
+    char train_msg[256];      /* ... and its message */
+    volatile int train_stop;  /* close/drop: stop training (checked between steps) */
+    _Atomic int train_want;   /* apply/replay: enough rows, the flusher should train */
+    uint64_t vacuum_gen;      /* bumped by vacuum (row numbers changed); under rw */
     bm25 *text;   /* the rows' text (every collection) */
     attr_index *attrs;      /* metadata values -> rows, for filters */
     roaring_bitmap_t *live; /* live rows (the universe of filters) */
@@ -185,6 +200,28 @@ uint64_t coll_checkpoint_due(struct quarry_coll *c);
 int coll_vacuum(struct quarry_coll *c);
 int coll_compact(struct quarry_coll *c, int force);
 void coll_release(struct quarry_coll *c);
+
+/* ivf.c (ivfpq kind) */
+/* Rows with a vector at which an untrained collection trains. */
+uint64_t ivf_train_threshold(const quarry_collection_config *cfg);
+/* After an apply (write lock held): encode the batch's new live rows into the
+ * index, or flag that training is due. */
+int coll_ivf_after_apply(struct quarry_coll *c, const uint32_t *rows, size_t n);
+/* Start a background training unless one runs. 0, or an error. */
+int coll_ivf_start(struct quarry_coll *c);
+/* Stop and join the training thread (close, drop). */
+void coll_ivf_stop(struct quarry_coll *c);
+/* Wait for a running training; its outcome (0 if none ran). */
+int coll_ivf_wait(struct quarry_coll *c);
+/* Vacuum renumbered the rows (write lock held): re-encode the live ones. */
+int coll_ivf_rebuild(struct quarry_coll *c);
+/* After replay: rows the checkpoint did not cover (from `from` on) go into a
+ * loaded index; with no index, flag training when due. */
+int coll_ivf_finish_replay(struct quarry_coll *c, uint32_t from);
+void coll_ivf_init(struct quarry_coll *c);
+/* The index config every IVF-PQ index of c shares (nlist and m left 0). */
+ivfpq_config coll_ivf_config(struct quarry_coll *c);
+void coll_ivf_destroy(struct quarry_coll *c);
 
 /* api.c: enter/leave a call on a collection (NOTFOUND once dropped). */
 int coll_enter(struct quarry_coll *c, const char *fn);

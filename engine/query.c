@@ -5,8 +5,9 @@
  * score or distribution-based score fusion), and the result object both
  * return.
  *
- * Path choice for a vector clause (search_hits): the HNSW graph when the
- * collection has one and the query suits it, an exact flat scan otherwise.
+ * Path choice for a vector clause (search_hits): the HNSW graph or the
+ * trained IVF-PQ index when the collection has one and the query suits it,
+ * an exact flat scan otherwise.
  * Every retriever runs under the collection's read lock; result rows are
  * copied out (ids and any requested fields) before the lock is dropped, so a
  * result stays valid whatever writers do next.
@@ -60,23 +61,55 @@ static size_t scan_rows(quarry_coll *c, const float *query, uint32_t k,
     return topk_sort(&t);
 }
 
+/* Per-query knobs of the approximate indexes (0 = the collection's default). */
+typedef struct ann_knobs {
+    uint32_t ef;     /* HNSW beam */
+    uint32_t nprobe; /* IVF lists probed */
+    uint32_t refine; /* IVF re-ranking factor (1 = off) */
+    int exact;
+} ann_knobs;
+
+/* IVF lists keep dead rows until compaction: accept live vectors that pass
+ * the filter. */
+typedef struct ivf_gate {
+    const uint64_t *live_vec;
+    const roaring_bitmap_t *allowed;
+} ivf_gate;
+
+static int ivf_accept(void *ctx, uint32_t r) {
+    const ivf_gate *g = ctx;
+    return ((g->live_vec[r / 64] >> (r % 64)) & 1) &&
+           (!g->allowed || roaring_bitmap_contains(g->allowed, r));
+}
+
+static size_t ivf_hits(quarry_coll *c, const float *query, uint32_t k, const ann_knobs *kn,
+                       const roaring_bitmap_t *allowed, topk_hit *hits) {
+    ivf_gate g = {c->live_vec, allowed};
+    ivfpq_search_params p = {kn->nprobe ? kn->nprobe : c->cfg.ivf_nprobe,
+                             kn->refine ? kn->refine : c->cfg.ivf_refine,
+                             c->vecs, c->cfg.dim, ivf_accept, &g};
+    return ivfpq_search(c->ivf, query, k, &p, hits);
+}
+
 /* The k best hits for a query (read lock held); `allowed` NULL = no filter.
- * A graph search that comes back with fewer than k hits is redone exactly, so
- * a query returns k rows whenever k rows qualify. */
-static size_t search_hits(quarry_coll *c, const float *query, uint32_t k, uint32_t ef, int exact,
+ * An approximate search that comes back with fewer than k hits is redone
+ * exactly, so a query returns k rows whenever k rows qualify. */
+static size_t search_hits(quarry_coll *c, const float *query, uint32_t k, const ann_knobs *kn,
                           const roaring_bitmap_t *allowed, topk_hit *hits) {
     atomic_fetch_add(&c->searches, 1);
+    int exact = kn->exact, ann = c->graph || c->ivf;
     if (allowed) {
         uint64_t card = roaring_bitmap_get_cardinality(allowed);
-        if (exact || !c->graph || card < SEARCH_FILTER_MIN_ROWS ||
+        if (exact || !ann || card < SEARCH_FILTER_MIN_ROWS ||
             (double)card < SEARCH_FILTER_MIN_FRACTION * (double)c->nlive_vec) {
             atomic_fetch_add(&c->searches_exact, 1);
             return scan_rows(c, query, k, allowed, hits);
         }
     }
-    if (c->graph && !exact && c->nlive_vec >= SEARCH_FLAT_BELOW) {
-        size_t n = hnsw_search(c->graph, query, k, ef ? ef : c->cfg.hnsw_ef_search,
-                               allowed ? allowed_accept : NULL, (void *)allowed, hits);
+    if (ann && !exact && c->nlive_vec >= SEARCH_FLAT_BELOW) {
+        size_t n = c->graph ? hnsw_search(c->graph, query, k, kn->ef ? kn->ef : c->cfg.hnsw_ef_search,
+                                          allowed ? allowed_accept : NULL, (void *)allowed, hits)
+                            : ivf_hits(c, query, k, kn, allowed, hits);
         if (n == k || n == c->nlive_vec) return n;
     }
     atomic_fetch_add(&c->searches_exact, 1);
@@ -286,6 +319,11 @@ int quarry_search(quarry_coll *c, const float *query, uint32_t dim, uint32_t k,
         rc = q_err(QUARRY_INVALID, "k must be 1..%d (got %u)", QUARRY_MAX_K, k);
         goto leave;
     }
+    if (params && (params->nprobe > IVFPQ_MAX_NLIST || params->refine > QUARRY_MAX_IVF_REFINE)) {
+        rc = q_err(QUARRY_INVALID, "nprobe must be <= %u and refine <= %u", IVFPQ_MAX_NLIST,
+                   QUARRY_MAX_IVF_REFINE);
+        goto leave;
+    }
     if (params && params->filter &&
         (rc = filter_compile(params->filter, strlen(params->filter), &filter)))
         goto leave;
@@ -297,8 +335,10 @@ int quarry_search(quarry_coll *c, const float *query, uint32_t dim, uint32_t k,
     }
     pthread_rwlock_rdlock(&c->rw);
     if ((rc = eval_filter(c, filter, &allowed)) == 0) {
-        size_t n = search_hits(c, q, k, params ? params->ef : 0, params ? params->exact : 0,
-                               allowed, hits);
+        ann_knobs kn = {0, 0, 0, 0};
+        if (params)
+            kn = (ann_knobs){params->ef, params->nprobe, params->refine, params->exact};
+        size_t n = search_hits(c, q, k, &kn, allowed, hits);
         for (size_t i = 0; i < n; i++)
             qh[i] = (qhit){hits[i].row, -hits[i].dist, {(uint32_t)i + 1, 0}, {-hits[i].dist, 0}};
         rc = build_result(c, qh, n, 0, out);
@@ -332,6 +372,7 @@ struct quarry_query {
     uint32_t k, offset;
     unsigned fields;
     int exact;
+    uint32_t nprobe, refine;
 };
 
 int quarry_query_new(quarry_coll *c, quarry_query **out) {
@@ -431,6 +472,16 @@ int quarry_query_return(quarry_query *q, unsigned fields) {
     if (fields & ~(QUARRY_RETURN_TEXT | QUARRY_RETURN_METADATA | QUARRY_RETURN_VECTOR))
         return q_err(QUARRY_INVALID, "unknown return field bits 0x%x", fields);
     q->fields = fields;
+    return 0;
+}
+
+int quarry_query_ivf(quarry_query *q, uint32_t nprobe, uint32_t refine) {
+    q_err_clear();
+    if (!q) return q_err(QUARRY_MISUSE, "quarry_query_ivf: query is NULL");
+    if (nprobe > IVFPQ_MAX_NLIST || refine > QUARRY_MAX_IVF_REFINE)
+        return q_err(QUARRY_INVALID, "nprobe must be <= %u and refine <= %u", IVFPQ_MAX_NLIST,
+                     QUARRY_MAX_IVF_REFINE);
+    q->nprobe = nprobe, q->refine = refine;
     return 0;
 }
 
@@ -543,7 +594,8 @@ int quarry_query_run(quarry_query *q, quarry_result **out) {
     roaring_bitmap_t *allowed = NULL;
     rc = eval_filter(c, q->filter, &allowed);
     if (!rc && q->vec) {
-        size_t n = search_hits(c, vq, vdepth, q->ef, q->exact, allowed, hits);
+        ann_knobs kn = {q->ef, q->nprobe, q->refine, q->exact};
+        size_t n = search_hits(c, vq, vdepth, &kn, allowed, hits);
         for (size_t i = 0; i < n; i++)
             e[ne++] = (entry){hits[i].row, QUARRY_RETRIEVER_VECTOR, (uint32_t)i + 1, -hits[i].dist};
     }

@@ -101,6 +101,7 @@ extern "C" {
 #define QUARRY_MAX_BATCH_ROWS 1000000
 #define QUARRY_MAX_BATCH_BYTES (256u << 20) /* encoded size of one batch */
 #define QUARRY_MAX_K 100000
+#define QUARRY_MAX_IVF_REFINE 1000 /* re-ranking factor limit (refine * k candidates) */
 
 /** Version string, e.g. "0.1.0". Static storage, never NULL. */
 QUARRY_API const char *quarry_version(void);
@@ -212,15 +213,22 @@ typedef struct quarry_collection_config {
     uint32_t hnsw_m;              /* default 16 */
     uint32_t hnsw_ef_construction; /* default 200 */
     uint32_t hnsw_ef_search;      /* default 64 */
-    uint32_t ivf_nlist;           /* default 0 = chosen from the row count */
-    uint32_t pq_m;                /* default 0 = chosen from dim */
-    uint32_t ivf_nprobe;          /* default 16 */
+    uint32_t ivf_nlist;           /* IVF lists; 0 = chosen at training: 4*sqrt(rows),
+                                     at most rows/39, 16..65536 */
+    uint32_t pq_m;                /* PQ sub-quantisers (code bytes per vector), 1..dim;
+                                     0 = dim/4, at most 64 */
+    uint32_t ivf_nprobe;          /* lists searched per query; default 16 */
     /* Text (BM25) index of the rows' text. */
     char text_language[32];       /* Snowball stemmer: "english" (default), "none" (no
                                      stemming) or any libstemmer language ("french",
                                      "german", "porter" ...); CJK is always bigrammed */
     float bm25_k1;                /* default 1.2 (>= 0) */
     float bm25_b;                 /* default 0.75 (0..1) */
+    /* IVF-PQ, continued. */
+    uint32_t ivf_refine;          /* re-rank refine*k PQ candidates with the stored
+                                     vectors; 1 = off; default 4 */
+    uint32_t ivf_train_rows;      /* train once this many rows have a vector; 0 =
+                                     max(10000, 39*ivf_nlist) (>= 256 and >= ivf_nlist) */
 } quarry_collection_config;
 
 /** Fill *cfg with defaults (dim 0, l2, flat, sync, 100 ms, english, k1 1.2, b 0.75). */
@@ -356,6 +364,7 @@ typedef struct quarry_search_params {
     uint32_t ef;        /* HNSW ef_search; 0 = collection default */
     uint32_t nprobe;    /* IVF nprobe; 0 = collection default */
     int exact;          /* 1 = force exact (flat) search whatever the index */
+    uint32_t refine;    /* IVF re-ranking factor; 0 = collection default, 1 = off */
 } quarry_search_params;
 
 QUARRY_API void quarry_search_params_init(quarry_search_params *p);
@@ -431,6 +440,9 @@ QUARRY_API int quarry_query_limit(quarry_query *q, uint32_t k, uint32_t offset);
 QUARRY_API int quarry_query_return(quarry_query *q, unsigned fields);
 /** 1 = exact retrieval (flat scan) for the vector clause. */
 QUARRY_API int quarry_query_exact(quarry_query *q, int exact);
+/** IVF-PQ knobs for the vector clause: lists probed and the re-ranking factor
+ *  (0 = collection default for either; refine 1 = off). */
+QUARRY_API int quarry_query_ivf(quarry_query *q, uint32_t nprobe, uint32_t refine);
 /**
  * Run the query. @return OK, INVALID (no clause, bad filter, bad text),
  * MISMATCH (dim), UNSUPPORTED (a clause the collection cannot serve), NOMEM.
@@ -469,6 +481,12 @@ typedef struct quarry_coll_stats {
                                 selectively filtered collection, params.exact, or a graph
                                 search that found fewer than k passing rows) */
     uint64_t index_bytes;    /* heap bytes of the vector index, vectors included */
+    /* IVF-PQ: 0 while the collection answers exactly (not trained yet) */
+    uint32_t ivf_nlist;      /* lists of the trained index */
+    uint32_t pq_m;           /* its code bytes per vector */
+    int ivf_training;        /* 1 while a training runs in the background */
+    uint64_t ivf_rows;       /* rows in the lists (dead ones until compaction included) */
+    uint64_t ivf_code_bytes; /* bytes of codes and ids in the lists */
 } quarry_coll_stats;
 
 QUARRY_API int quarry_collection_stats(quarry_coll *coll, quarry_coll_stats *st);
@@ -481,6 +499,21 @@ QUARRY_API int quarry_collection_stats(quarry_coll *coll, quarry_coll_stats *st)
  * dead; 1 always compacts (and seals the active segment first).
  */
 QUARRY_API int quarry_collection_compact(quarry_coll *coll, int force);
+
+/**
+ * (Re)train an IVF-PQ collection's index now, on the vectors it holds. An
+ * IVF-PQ collection answers exactly (flat) until it holds ivf_train_rows
+ * vectors, then trains by itself in the background; this call forces a
+ * (re)training, e.g. after the data drifted. Training never blocks readers or
+ * writers: the old index (or the exact scan) serves until the new one is
+ * complete, rows written meanwhile included, and then it is swapped in and
+ * checkpointed. `wait` = 1 returns when it is done (with its outcome), 0 as
+ * soon as it started.
+ * @return OK, UNSUPPORTED (not an IVF-PQ collection), INVALID (fewer vectors
+ *         than max(256, nlist)), INTERRUPTED (the collection closed meanwhile),
+ *         NOMEM, READONLY.
+ */
+QUARRY_API int quarry_collection_train(quarry_coll *coll, int wait);
 
 /* ======================================================================== */
 /* Chunking (engine/chunk.c)                                                */

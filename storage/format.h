@@ -31,6 +31,7 @@
  *                        "index":"flat|hnsw|ivfpq", "durability":"sync|interval|none",
  *                        "interval_ms":N, "hnsw_m":N, "hnsw_ef_construction":N,
  *                        "hnsw_ef_search":N, "ivf_nlist":N, "pq_m":N, "ivf_nprobe":N,
+ *                        "ivf_refine":N, "ivf_train_rows":N (both optional, 0 = default),
  *                        "next_segment":N, "segments":[N, ...]}, ...]}
  *
  * A manifest is valid if and only if the magic and version match, the file is
@@ -111,6 +112,9 @@
  *   56     ...   payload: sections, back to back:
  *                  0  4  section kind: 1 = HNSW graph (index/hnsw/hnsw_serde.c),
  *                                      2 = BM25 text index (index/text/bm25_serde.c)
+ *                                      4 = IVF-PQ centroids, codebooks and lists
+ *                                          (index/ivfpq/ivfpq_serde.c; present once
+ *                                          the collection is trained)
  *                  4  4  reserved, 0
  *                  8  8  length L
  *                  16 L  the index's own serialisation (self-checksummed)
@@ -160,6 +164,7 @@
 #define CKPT_KIND_INDEXES 1
 #define CKPT_SECTION_HNSW 1
 #define CKPT_SECTION_BM25 2
+#define CKPT_SECTION_IVFPQ 4
 #define CKPT_SECTION_HEADER 16
 
 #define MANIFEST_MAGIC "QRYMANIF"

@@ -57,7 +57,10 @@ int manifest_encode(const manifest *m, uint8_t **buf, size_t *len) {
         if (json_object_set_new(o, "text_language",
                                 json_string(c->text_language[0] ? c->text_language : "english")) ||
             json_object_set_new(o, "bm25_k1", json_real(c->bm25_k1)) ||
-            json_object_set_new(o, "bm25_b", json_real(c->bm25_b))) {
+            json_object_set_new(o, "bm25_b", json_real(c->bm25_b)) ||
+            json_object_set_new(o, "ivf_refine", json_integer((json_int_t)c->ivf_refine)) ||
+            json_object_set_new(o, "ivf_train_rows",
+                                json_integer((json_int_t)c->ivf_train_rows))) {
             json_decref(o);
             goto nomem;
         }
@@ -208,6 +211,12 @@ int manifest_decode(const uint8_t *buf, size_t len, manifest *m) {
         if ((k1 && !json_is_number(k1)) || (bb && !json_is_number(bb)) || !(c->bm25_k1 >= 0) ||
             !(c->bm25_k1 < 1000) || !(c->bm25_b >= 0) || !(c->bm25_b <= 1))
             BAD("manifest: collection '%s': bad BM25 parameters", name);
+        uint64_t rf = 0, tr = 0;
+        if ((json_object_get(o, "ivf_refine") && get_uint(o, "ivf_refine", 1000, &rf)) ||
+            (json_object_get(o, "ivf_train_rows") &&
+             get_uint(o, "ivf_train_rows", UINT32_MAX, &tr)))
+            BAD("manifest: collection '%s': bad IVF parameters", name);
+        c->ivf_refine = (uint32_t)rf, c->ivf_train_rows = (uint32_t)tr;
         json_t *ck = json_object_get(o, "checkpoint");
         if (ck) {
             const char *file = json_string_value(json_object_get(ck, "file"));

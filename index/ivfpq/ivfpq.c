@@ -232,7 +232,7 @@ int ivfpq_train(ivfpq *ix, const float *base, const uint32_t *rows, size_t n, si
         memcpy(x + i * dim, base + src * stride, dim * sizeof *x);
     }
     if ((rc = ivfpq_kmeans(x, ncoarse, dim, dim, nl, ix->cfg.niter, ix->cfg.seed, ix->ip,
-                           nthreads, ix->kern, ix->cent)))
+                           nthreads, ix->kern, ix->cfg.cancel, ix->cent)))
         goto out;
     resid_ctx rcx = {ix, x, res, 0};
     ivf_parallel(npq, nthreads, resid_range, &rcx);
@@ -244,7 +244,7 @@ int ivfpq_train(ivfpq *ix, const float *base, const uint32_t *rows, size_t n, si
         uint32_t ds = ivf_dsub(ix, j), o = ix->sub_off[j];
         for (size_t i = 0; i < npq; i++) memcpy(sub + i * ds, res + i * dim + o, ds * sizeof *sub);
         rc = ivfpq_kmeans(sub, npq, ds, ds, IVFPQ_KSUB, ix->cfg.niter, ix->cfg.seed + 1 + j, 0,
-                          nthreads, ix->kern, ix->books + (size_t)IVFPQ_KSUB * o);
+                          nthreads, ix->kern, ix->cfg.cancel, ix->books + (size_t)IVFPQ_KSUB * o);
     }
     if (!rc) rc = ivf_precompute(ix);
     if (!rc) ix->trained = 1;
@@ -333,6 +333,10 @@ int ivfpq_add_batch(ivfpq *ix, const uint32_t *rows, size_t n, const float *base
     int rc = 0;
     if (!lists || !codes) rc = q_err(QUARRY_NOMEM, "out of memory (IVF-PQ encoding)");
     for (size_t at = 0; at < n && !rc; at += chunk) {
+        if (ix->cfg.cancel && *ix->cfg.cancel) {
+            rc = q_err(QUARRY_INTERRUPTED, "IVF-PQ encoding cancelled");
+            break;
+        }
         size_t cnt = n - at < chunk ? n - at : chunk;
         enc_ctx e = {ix, rows + at, base, stride, lists, codes, 0};
         ivf_parallel(cnt, nthreads, enc_range, &e);

@@ -63,6 +63,8 @@ typedef struct ivfpq_config {
     uint32_t niter; /* k-means iterations; 0 = IVFPQ_DEFAULT_NITER */
     uint64_t seed;  /* sampling and initialisation (deterministic training) */
     const dist_kernels *kern; /* NULL = dist_get() */
+    const volatile int *cancel; /* NULL, or nonzero = stop training/adding:
+                                   QUARRY_INTERRUPTED */
 } ivfpq_config;
 
 /* Create an untrained index. 0, QUARRY_INVALID or QUARRY_NOMEM. */
@@ -79,7 +81,7 @@ const ivfpq_config *ivfpq_get_config(const ivfpq *ix);
  */
 int ivfpq_kmeans(const float *base, size_t n, size_t stride, size_t dim, size_t k,
                  uint32_t niter, uint64_t seed, int ip, int nthreads, const dist_kernels *kern,
-                 float *cent);
+                 const volatile int *cancel, float *cent);
 
 /*
  * Train on the n vectors at base + rows[i]*stride (rows NULL = rows 0..n-1).
@@ -133,5 +135,10 @@ size_t ivfpq_search(const ivfpq *ix, const float *q, size_t k, const ivfpq_searc
  */
 int ivfpq_serialize(const ivfpq *ix, uint8_t **buf, size_t *len);
 int ivfpq_deserialize(ivfpq *ix, const uint8_t *buf, size_t len, uint32_t max_rows);
+/* Create an index from bytes, taking nlist and m from them; `base` gives the
+ * metric, dim, seed, kernels and cancel flag, which the bytes must match.
+ * 0, QUARRY_CORRUPT or QUARRY_NOMEM. */
+int ivfpq_load(const ivfpq_config *base, const uint8_t *buf, size_t len, uint32_t max_rows,
+               ivfpq **out);
 
 #endif

@@ -92,6 +92,27 @@ static int read_floats(const uint8_t *p, size_t n, float *out) {
     return 0;
 }
 
+int ivfpq_load(const ivfpq_config *base, const uint8_t *buf, size_t len, uint32_t max_rows,
+               ivfpq **out) {
+    *out = NULL;
+    if (len < HDR || get_u32(buf) != SERDE_MAGIC)
+        return q_err(QUARRY_CORRUPT, "IVF-PQ index: bad header");
+    ivfpq_config cfg = *base;
+    cfg.nlist = get_u32(buf + 16);
+    cfg.m = get_u32(buf + 20);
+    if (get_u32(buf + 8) != (uint32_t)base->metric || get_u32(buf + 12) != base->dim)
+        return q_err(QUARRY_CORRUPT, "IVF-PQ index: metric or dimension differs");
+    ivfpq *ix;
+    int rc = ivfpq_new(&cfg, &ix);
+    if (rc) return rc == QUARRY_NOMEM ? rc : q_err(QUARRY_CORRUPT, "IVF-PQ index: bad parameters");
+    if ((rc = ivfpq_deserialize(ix, buf, len, max_rows))) {
+        ivfpq_free(ix);
+        return rc;
+    }
+    *out = ix;
+    return 0;
+}
+
 int ivfpq_deserialize(ivfpq *ix, const uint8_t *buf, size_t len, uint32_t max_rows) {
     ivf_reset(ix);
     if (len < HDR) return corrupt(ix, "truncated header");

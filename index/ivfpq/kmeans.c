@@ -134,7 +134,7 @@ static void split_empty(float *cent, size_t *count, size_t n, size_t dim, size_t
 
 int ivfpq_kmeans(const float *base, size_t n, size_t stride, size_t dim, size_t k,
                  uint32_t niter, uint64_t seed, int ip, int nthreads, const dist_kernels *kern,
-                 float *cent) {
+                 const volatile int *cancel, float *cent) {
     if (k == 0 || dim == 0 || n < k || stride < dim)
         return q_err(QUARRY_INVALID, "k-means needs at least %zu points (got %zu)", k, n);
     if (!kern) kern = dist_get();
@@ -169,6 +169,10 @@ int ivfpq_kmeans(const float *base, size_t n, size_t stride, size_t dim, size_t 
     }
     assign_ctx ac = {base, stride, dim, k, cent, ct, ip, kern, assign, best, 0};
     for (uint32_t it = 0; it < niter; it++) {
+        if (cancel && *cancel) {
+            rc = q_err(QUARRY_INTERRUPTED, "k-means cancelled");
+            goto out;
+        }
         if (ct) ivf_transpose(cent, k, dim, ct);
         ivf_parallel(n, nthreads, assign_range, &ac);
         if (ac.nomem) {

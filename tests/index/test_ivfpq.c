@@ -73,8 +73,8 @@ static void test_kmeans(void) {
     float *x = gen_clustered(n, 3);
     for (size_t i = 0; i < 500; i++) memcpy(x + i * DIM, x + (i % 10) * DIM, DIM * sizeof *x);
     float *c1 = malloc(k * DIM * sizeof *c1), *c2 = malloc(k * DIM * sizeof *c2);
-    T_ASSERT_OK(ivfpq_kmeans(x, n, DIM, DIM, k, 20, 5, 0, 2, NULL, c1));
-    T_ASSERT_OK(ivfpq_kmeans(x, n, DIM, DIM, k, 20, 5, 0, 1, NULL, c2));
+    T_ASSERT_OK(ivfpq_kmeans(x, n, DIM, DIM, k, 20, 5, 0, 2, NULL, NULL, c1));
+    T_ASSERT_OK(ivfpq_kmeans(x, n, DIM, DIM, k, 20, 5, 0, 1, NULL, NULL, c2));
     T_ASSERT(memcmp(c1, c2, k * DIM * sizeof *c1) == 0); /* deterministic, any thread count */
     size_t used[40] = {0};
     double obj = 0, obj0 = 0;
@@ -99,7 +99,7 @@ static void test_kmeans(void) {
     for (size_t c = 0; c < k; c++) empty += used[c] == 0;
     T_ASSERT(empty <= 1); /* a split pair may end up sharing points */
     T_ASSERT(obj < obj0);
-    T_ASSERT_RC(ivfpq_kmeans(x, 10, DIM, DIM, 40, 5, 1, 0, 1, NULL, c1), QUARRY_INVALID);
+    T_ASSERT_RC(ivfpq_kmeans(x, 10, DIM, DIM, 40, 5, 1, 0, 1, NULL, NULL, c1), QUARRY_INVALID);
     free(x);
     free(c1);
     free(c2);
