@@ -310,7 +310,8 @@ static int cmd_create(cli *c, const command *cmd, int argc, char **argv) {
                   {"--durability", 1, NULL},  {"--interval-ms", 1, NULL}, {"--m", 1, NULL},
                   {"--ef-construction", 1, NULL}, {"--ef", 1, NULL},   {"--nlist", 1, NULL},
                   {"--pq-m", 1, NULL},        {"--nprobe", 1, NULL},   {"--language", 1, NULL},
-                  {"--k1", 1, NULL},          {"--b", 1, NULL},        {NULL, 0, NULL}};
+                  {"--k1", 1, NULL},          {"--b", 1, NULL},        {"--refine", 1, NULL},
+                  {"--train-rows", 1, NULL},  {NULL, 0, NULL}};
     quarry_collection_config cfg;
     int n, status, metric, index, durability;
     if ((status = parse_args(cmd, argc, argv, opts, &n))) return status;
@@ -334,7 +335,9 @@ static int cmd_create(cli *c, const command *cmd, int argc, char **argv) {
         (status = opt_u32(cmd, opts, "--ef", UINT32_MAX, &cfg.hnsw_ef_search)) ||
         (status = opt_u32(cmd, opts, "--nlist", UINT32_MAX, &cfg.ivf_nlist)) ||
         (status = opt_u32(cmd, opts, "--pq-m", UINT32_MAX, &cfg.pq_m)) ||
-        (status = opt_u32(cmd, opts, "--nprobe", UINT32_MAX, &cfg.ivf_nprobe)))
+        (status = opt_u32(cmd, opts, "--nprobe", UINT32_MAX, &cfg.ivf_nprobe)) ||
+        (status = opt_u32(cmd, opts, "--refine", UINT32_MAX, &cfg.ivf_refine)) ||
+        (status = opt_u32(cmd, opts, "--train-rows", UINT32_MAX, &cfg.ivf_train_rows)))
         return status;
     cfg.metric = (quarry_metric)metric;
     cfg.index = (quarry_index_kind)index;
@@ -421,6 +424,14 @@ static int coll_stats_json(cli *c, const char *name, json_t **out) {
         set_u64(o, "ivf_nlist", cfg.ivf_nlist);
         set_u64(o, "pq_m", cfg.pq_m);
         set_u64(o, "ivf_nprobe", cfg.ivf_nprobe);
+        set_u64(o, "ivf_refine", cfg.ivf_refine);
+        set_u64(o, "ivf_train_rows", cfg.ivf_train_rows);
+        /* the trained index (0 = answering exactly until trained) */
+        set_u64(o, "ivf_trained_nlist", st.ivf_nlist);
+        set_u64(o, "ivf_trained_pq_m", st.pq_m);
+        set_u64(o, "ivf_training", (uint64_t)st.ivf_training);
+        set_u64(o, "ivf_rows", st.ivf_rows);
+        set_u64(o, "ivf_code_bytes", st.ivf_code_bytes);
     }
     set_u64(o, "rows", st.rows);
     set_u64(o, "rows_with_vector", st.rows_with_vector);
@@ -865,7 +876,8 @@ static int load_queries(const command *cmd, const char *vector, const char *file
  * each retriever's rank and raw score) or "QUERY_ID<TAB>ids..." lines. */
 static int run_text_queries(quarry_coll *coll, const char *name, const char *const *ids,
                             const char *const *texts, size_t n, const float *vec, uint32_t dim,
-                            uint32_t k, const opt *opts, int ids_only, double *seconds) {
+                            uint32_t k, const quarry_search_params *sp, const opt *opts,
+                            int ids_only, double *seconds) {
     static const char *fusions[] = {"rrf", "relative", "dbsf"};
     const char *fs = opt_value(opts, "--fusion");
     int fusion = 0;
@@ -880,7 +892,8 @@ static int run_text_queries(quarry_coll *coll, const char *name, const char *con
         int rc = quarry_query_new(coll, &q);
         if (!rc) rc = quarry_query_text(q, texts[i], 0, 0, opt_value(opts, "--all-terms") != NULL,
                                         0);
-        if (!rc && vec) rc = quarry_query_vector(q, vec, dim, 0, 0, 0);
+        if (!rc && vec) rc = quarry_query_vector(q, vec, dim, 0, sp->ef, 0);
+        if (!rc && vec) rc = quarry_query_ivf(q, sp->nprobe, sp->refine);
         if (!rc) rc = quarry_query_limit(q, k, 0);
         if (!rc) rc = quarry_query_fusion(q, (quarry_fusion)fusion, 0);
         if (!rc) rc = quarry_query_exact(q, opt_value(opts, "--exact") != NULL);
@@ -974,7 +987,7 @@ static int cmd_search(cli *c, const command *cmd, int argc, char **argv) {
     opt opts[] = {{"--vector", 1, NULL},  {"--queries", 1, NULL}, {"--k", 1, NULL},
                   {"--filter", 1, NULL},  {"--format", 1, NULL},  {"--stats", 0, NULL},
                   {"--exact", 0, NULL},   {"--ef", 1, NULL},      {"--nprobe", 1, NULL},
-                  {"--limit", 1, NULL},   {"--text", 1, NULL},    {"--text-queries", 1, NULL},
+                  {"--refine", 1, NULL},  {"--limit", 1, NULL},   {"--text", 1, NULL},    {"--text-queries", 1, NULL},
                   {"--fusion", 1, NULL},  {"--explain", 0, NULL}, {"--all-terms", 0, NULL},
                   {NULL, 0, NULL}};
     quarry_search_params params;
@@ -1000,6 +1013,7 @@ static int cmd_search(cli *c, const command *cmd, int argc, char **argv) {
     if ((status = opt_u32(cmd, opts, "--k", QUARRY_MAX_K, &k)) ||
         (status = opt_u32(cmd, opts, "--ef", UINT32_MAX, &params.ef)) ||
         (status = opt_u32(cmd, opts, "--nprobe", UINT32_MAX, &params.nprobe)) ||
+        (status = opt_u32(cmd, opts, "--refine", UINT32_MAX, &params.refine)) ||
         (status = opt_u32(cmd, opts, "--limit", UINT32_MAX, &limit)))
         return status;
     if (k == 0) return usage_error(cmd, "--k must be at least 1");
@@ -1016,8 +1030,8 @@ static int cmd_search(cli *c, const command *cmd, int argc, char **argv) {
             double secs = 0;
             status = run_text_queries(coll, argv[0], tfile ? (const char *const *)ids : &one_id,
                                       tfile ? (const char *const *)texts : &text,
-                                      tfile ? nt : 1, q, dim, k, opts, strcmp(format, "ids") == 0,
-                                      &secs);
+                                      tfile ? nt : 1, q, dim, k, &params, opts,
+                                      strcmp(format, "ids") == 0, &secs);
             size_t cnt = tfile ? nt : 1;
             if (!status && opt_value(opts, "--stats")) {
                 fflush(stdout);
@@ -1060,6 +1074,26 @@ static int cmd_search(cli *c, const command *cmd, int argc, char **argv) {
     return status;
 }
 
+static int cmd_train(cli *c, const command *cmd, int argc, char **argv) {
+    opt opts[] = {{NULL, 0, NULL}};
+    quarry_coll *coll = NULL;
+    int n, status;
+    if ((status = parse_args(cmd, argc, argv, opts, &n))) return status;
+    if (n != 1) return usage_error(cmd, "expected one collection NAME");
+    if ((status = open_coll(c, argv[0], &coll))) return status;
+    double t0 = now_seconds();
+    int rc = quarry_collection_train(coll, 1);
+    quarry_coll_stats st = {.size = sizeof st};
+    if (rc == QUARRY_OK) rc = quarry_collection_stats(coll, &st);
+    if (rc != QUARRY_OK)
+        status = engine_error(rc, "train %s", argv[0]);
+    else
+        printf("trained %s: nlist %u, pq_m %u, %" PRIu64 " rows encoded in %.2f s\n", argv[0],
+               st.ivf_nlist, st.pq_m, st.ivf_rows, now_seconds() - t0);
+    quarry_collection_close(coll);
+    return status;
+}
+
 static int cmd_compact(cli *c, const command *cmd, int argc, char **argv) {
     opt opts[] = {{"--force", 0, NULL}, {NULL, 0, NULL}};
     quarry_coll *coll = NULL;
@@ -1098,9 +1132,12 @@ static const command commands[] = {
      "  --m N                 HNSW links per node (default 16)\n"
      "  --ef-construction N   HNSW build beam width (default 200)\n"
      "  --ef N                HNSW search beam width (default 64)\n"
-     "  --nlist N             IVF lists (default: chosen from the row count)\n"
-     "  --pq-m N              PQ sub-quantizers (default: chosen from dim)\n"
-     "  --nprobe N            IVF lists probed per search (default 16)\n",
+     "  --nlist N             IVF lists (default: 4*sqrt(rows) at training, <= rows/39)\n"
+     "  --pq-m N              PQ code bytes per vector, 1..dim (default dim/4, <= 64)\n"
+     "  --nprobe N            IVF lists probed per search (default 16)\n"
+     "  --refine R            IVF: re-rank R*k candidates exactly (default 4; 1 = off)\n"
+     "  --train-rows N        IVF: train once N rows have vectors (default\n"
+     "                        max(10000, 39*nlist)); exact answers until then\n",
      "create docs --dim 384 --metric cosine --index hnsw"},
     {"list", cmd_list, 0, "[--long]", "list the collections, one name per line",
      "  --long                also show dim, metric, index and row count\n", "list --long"},
@@ -1146,8 +1183,14 @@ static const command commands[] = {
      "  --stats               print queries=N seconds=T qps=Q on stderr (search time only)\n"
      "  --exact               exact (flat) search whatever the index\n"
      "  --ef N                HNSW search beam width for this search\n"
-     "  --nprobe N            IVF lists probed for this search\n",
+     "  --nprobe N            IVF lists probed for this search\n"
+     "  --refine R            IVF re-ranking factor for this search (1 = off)\n",
      "search docs --queries queries.fvecs --k 10 --format ids --stats"},
+    {"train", cmd_train, 0, "NAME",
+     "(re)train an ivfpq collection's index now and wait for it",
+     "  an ivfpq collection trains by itself in the background once it holds\n"
+     "  --train-rows vectors; this retrains on demand (e.g. after the data drifted)\n",
+     "train docs"},
     {"compact", cmd_compact, 0, "NAME [--force]", "rewrite segments keeping only live rows",
      "  --force               compact even when less than half of the bytes are dead\n",
      "compact docs --force"},

@@ -24,11 +24,12 @@
 #define NDOCS 300 /* rows of docs.jsonl, ids doc-0 .. doc-299 */
 #define NVECS 200 /* rows of vecs.fvecs, ids 0 .. 199 */
 #define NQUERIES 10
+#define NMANY 600 /* rows of many.fvecs (an ivfpq collection needs >= 256 to train) */
 
 static char g_bin[4096], g_db[4096], g_cmd[16384];
 static const char *g_dir;
 static char *g_out, *g_err; /* stdout and stderr of the last run */
-static float g_docs[NDOCS][DIM], g_vecs[NVECS][DIM];
+static float g_docs[NDOCS][DIM], g_vecs[NVECS][DIM], g_many[NMANY][DIM];
 
 static char *slurp(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -138,6 +139,9 @@ static void make_inputs(void) {
         for (int j = 0; j < DIM; j++) g_vecs[i][j] = t_randf(&seed);
     write_fvecs(scratch("vecs.fvecs"), g_vecs, NVECS);
     write_fvecs(scratch("queries.fvecs"), g_vecs, NQUERIES);
+    for (int i = 0; i < NMANY; i++)
+        for (int j = 0; j < DIM; j++) g_many[i][j] = t_randf(&seed);
+    write_fvecs(scratch("many.fvecs"), g_many, NMANY);
 
     /* Rows 1-5 are fine, line 6 has a 3-d vector. With --batch 2, rows 1-4 are
      * committed before the error and row 5 is discarded with its batch. */
@@ -259,6 +263,33 @@ static void test_get_and_search(void) {
     EXPECT_STATUS(1, run("search vecs --k 3"));               /* no query at all */
 }
 
+static void test_ivfpq(void) {
+    /* --train-rows beyond the data: nothing trains until `train` */
+    RUN_OK("create ivf --dim %d --index ivfpq --nlist 8 --pq-m 4 --nprobe 4 --refine 2 "
+           "--train-rows 1000000", DIM);
+    RUN_OK("import ivf '%s'", scratch("many.fvecs"));
+    RUN_OK("stats ivf");
+    EXPECT_IN(g_out, "index: ivfpq\n");
+    EXPECT_IN(g_out, "ivf_nlist: 8\n");
+    EXPECT_IN(g_out, "ivf_refine: 2\n");
+    EXPECT_IN(g_out, "ivf_trained_nlist: 0\n");
+    RUN_OK("train ivf");
+    EXPECT_IN(g_out, "trained ivf: nlist 8, pq_m 4, 600 rows encoded in ");
+    RUN_OK("stats ivf --json");
+    EXPECT_IN(g_out, "\"ivf_trained_nlist\":8");
+    EXPECT_IN(g_out, "\"ivf_rows\":600");
+    RUN_OK("search ivf --vector '%s' --k 3 --format ids --nprobe 8 --refine 4",
+           vec_json(g_many[42]));
+    T_ASSERT_STREQ(first_word(g_out), "42");
+    EXPECT_STATUS(2, run("search ivf --vector '%s' --refine 5000", vec_json(g_many[42])));
+    EXPECT_IN(g_err, "refine");
+    EXPECT_STATUS(2, run("train vecs")); /* a flat collection */
+    EXPECT_IN(g_err, "not ivfpq");
+    EXPECT_STATUS(2, run("create bad --dim 4 --index ivfpq --pq-m 5"));
+    EXPECT_IN(g_err, "pq_m 5 is above dim 4");
+    RUN_OK("drop ivf");
+}
+
 static void test_delete_and_errors(void) {
     RUN_OK("delete vecs 42 43 nosuch");
     EXPECT_IN(g_out, "deleted 2 of 3 ids");
@@ -356,6 +387,7 @@ int main(void) {
     test_help_and_usage();
     test_create_and_import();
     test_get_and_search();
+    test_ivfpq();
     test_delete_and_errors();
     test_shell();
     test_text();
