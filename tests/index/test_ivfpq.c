@@ -54,7 +54,7 @@ static float *gen_clustered(size_t n, uint64_t seed) {
 }
 
 static ivfpq *make(flat_metric metric, uint32_t nlist, uint32_t m, const float *x, size_t n) {
-    ivfpq_config cfg = {.metric = metric, .dim = DIM, .nlist = nlist, .m = m, .seed = 7};
+    ivfpq_config cfg = {.metric = metric, .dim = DIM, .nlist = nlist, .m = m, .niter = 10, .seed = 7};
     ivfpq *ix;
     T_ASSERT_OK(ivfpq_new(&cfg, &ix));
     T_ASSERT_OK(ivfpq_train(ix, x, NULL, n, DIM, 2));
