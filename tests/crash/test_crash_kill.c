@@ -10,10 +10,15 @@
  * exactly the live rows are searchable.
  *
  * QUARRY_CRASH_ITERS sets the number of kills (default 8), QUARRY_CRASH_INDEX
- * = flat|hnsw the collection kind (default flat). The HNSW run starts with
- * 2,500 rows (above the exact-search threshold, so the graph answers) and
+ * = flat|hnsw|ivfpq the collection kind (default flat). The HNSW run starts
+ * with 2,500 rows (above the exact-search threshold, so the graph answers) and
  * writes background checkpoints every 300 graph changes, so kills also land
- * during checkpoints and reopens load a checkpoint plus a replayed tail.
+ * during checkpoints and reopens load a checkpoint plus a replayed tail. The
+ * IVF-PQ run trains in the background right after those 2,500 rows (training
+ * threshold 2,000) and checkpoints the trained lists, so kills land before,
+ * during and after training; a reopen either loads the trained index plus the
+ * tail or (killed before its checkpoint) trains again, and the lists must
+ * hold every live row.
  */
 #include "t.h"
 #include "tdb.h"
@@ -46,15 +51,17 @@ static size_t batch_ops(uint64_t seed, uint64_t b, op *ops) {
     return n;
 }
 
-static int g_hnsw;
+static int g_hnsw, g_ivf;
 
 static void child(const char *dir, uint64_t seed, int fd) {
     quarry_db *db = tdb_open(dir, "uring", 256 * 1024);
     quarry_collection_config cfg;
     quarry_collection_config_init(&cfg);
     cfg.dim = DIM;
-    cfg.index = g_hnsw ? QUARRY_INDEX_HNSW : QUARRY_INDEX_FLAT;
+    cfg.index = g_hnsw ? QUARRY_INDEX_HNSW : g_ivf ? QUARRY_INDEX_IVFPQ : QUARRY_INDEX_FLAT;
     cfg.hnsw_ef_construction = 64;
+    cfg.ivf_train_rows = 2000;
+    cfg.pq_m = 8;
     quarry_coll *c;
     T_ASSERT_OK(quarry_collection_create(db, "crash", &cfg, &c));
     /* batch 0: keys [0, BASE_ROWS) */
@@ -162,12 +169,15 @@ static void check_index(quarry_coll *c, const uint64_t *state) {
                  quarry_result_distance(res, 0) == 0.0f;
         quarry_result_free(res);
     }
-    if (c->graph ? found < live * 98 / 100 : found != live)
+    int approx = c->graph || g_ivf;
+    if (approx ? found < live * 98 / 100 : found != live)
         T_FAIL("a search for its own vector found only %llu of %llu live rows",
                (unsigned long long)found, (unsigned long long)live);
     quarry_coll_stats st;
     T_ASSERT_OK(quarry_collection_stats(c, &st));
     T_ASSERT_EQ(st.rows_with_vector, live);
+    /* a trained IVF index holds every live row (dead ones until compaction) */
+    if (st.ivf_nlist) T_ASSERT(st.ivf_rows >= live);
     /* an exact search for everything returns exactly the live rows */
     float z[DIM] = {0};
     quarry_search_params p;
@@ -235,9 +245,10 @@ static uint64_t run_once(uint64_t seed, uint64_t *acked_total, uint64_t *checked
     for (uint64_t k = 10000; k < 10003; k++) tdb_check_row(c, k, 1, DIM);
     quarry_collection_close(c);
     quarry_close(db);
-    printf("seed %llu: killed after %u us, %llu batches acknowledged, %s\n",
+    printf("seed %llu: killed after %u us, %llu batches acknowledged, %s%s\n",
            (unsigned long long)seed, (unsigned)delay, (unsigned long long)acked,
-           exact ? "exact" : "in-flight batch also durable");
+           exact ? "exact" : "in-flight batch also durable",
+           !g_ivf ? "" : st.ivf_nlist ? ", IVF index loaded from its checkpoint" : ", IVF untrained at reopen");
     *acked_total += acked;
     t_rmdir(dir);
     free(dir);
@@ -252,14 +263,15 @@ int main(void) {
     uint64_t total = 0;
     const char *kind = getenv("QUARRY_CRASH_INDEX");
     g_hnsw = kind && !strcmp(kind, "hnsw");
-    if (g_hnsw && !getenv("QUARRY_CHECKPOINT_EVERY")) setenv("QUARRY_CHECKPOINT_EVERY", "300", 1);
+    g_ivf = kind && !strcmp(kind, "ivfpq");
+    if ((g_hnsw || g_ivf) && !getenv("QUARRY_CHECKPOINT_EVERY")) setenv("QUARRY_CHECKPOINT_EVERY", "300", 1);
     uint64_t checked = 0;
-    printf("crash test (%s): %d iterations from seed %llu\n", g_hnsw ? "hnsw" : "flat", iters,
+    printf("crash test (%s): %d iterations from seed %llu\n", kind ? kind : "flat", iters,
            (unsigned long long)base);
     for (int i = 0; i < iters; i++) run_once(base + (uint64_t)i, &total, &checked);
     printf("crash test (%s): %d kills, %llu acknowledged batches, %llu rows checked "
            "byte for byte and found by the index, lost = 0\n",
-           g_hnsw ? "hnsw" : "flat", iters, (unsigned long long)total,
+           kind ? kind : "flat", iters, (unsigned long long)total,
            (unsigned long long)checked);
     return 0;
 }
