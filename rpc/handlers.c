@@ -554,6 +554,7 @@ static void h_query(rpc_call *c, const ProtobufCMessage *m) {
         rpc_reply_rc(c, rc, NULL);
         goto out;
     }
+    if (rpc_call_stopped(c)) goto out; /* nobody waits for the hits any more */
     size_t n = quarry_result_count(res);
     resp->hits = arena_array(&c->ar, n ? n : 1, sizeof *resp->hits);
     if (!resp->hits) {
@@ -746,22 +747,22 @@ nomem:
 #define Q(name) "/quarry.v1.Quarry/" name
 rpc_method rpc_methods[] = {
     {Q("CreateCollection"), &quarry__v1__create_collection_request__descriptor,
-     h_create_collection, 0, 0, NULL},
-    {Q("DropCollection"), &quarry__v1__drop_collection_request__descriptor, h_drop_collection, 0,
-     0, NULL},
+     h_create_collection, RUN_WORKER, 0, NULL},
+    {Q("DropCollection"), &quarry__v1__drop_collection_request__descriptor, h_drop_collection,
+     RUN_WORKER, 0, NULL},
     {Q("ListCollections"), &quarry__v1__list_collections_request__descriptor,
-     h_list_collections, 0, 0, NULL},
+     h_list_collections, RUN_READ, 0, NULL},
     {Q("DescribeCollection"), &quarry__v1__describe_collection_request__descriptor,
-     h_describe_collection, 0, 0, NULL},
-    {Q("Upsert"), &quarry__v1__upsert_request__descriptor, h_upsert, 0, 0, NULL},
-    {Q("Delete"), &quarry__v1__delete_request__descriptor, h_delete, 0, 0, NULL},
-    {Q("Get"), &quarry__v1__get_request__descriptor, h_get, 0, 0, NULL},
-    {Q("Query"), &quarry__v1__query_request__descriptor, h_query, 0, 0, NULL},
-    {Q("Chunk"), &quarry__v1__chunk_request__descriptor, h_chunk, 0, 0, NULL},
-    {Q("UpsertDocument"), &quarry__v1__upsert_document_request__descriptor, h_upsert_document, 0,
-     0, NULL},
-    {Q("Stats"), &quarry__v1__stats_request__descriptor, h_stats, 0, 0, NULL},
+     h_describe_collection, RUN_READ, 0, NULL},
+    {Q("Upsert"), &quarry__v1__upsert_request__descriptor, h_upsert, RUN_WORKER, 0, NULL},
+    {Q("Delete"), &quarry__v1__delete_request__descriptor, h_delete, RUN_WORKER, 0, NULL},
+    {Q("Get"), &quarry__v1__get_request__descriptor, h_get, RUN_READ, 0, NULL},
+    {Q("Query"), &quarry__v1__query_request__descriptor, h_query, RUN_READ, 0, NULL},
+    {Q("Chunk"), &quarry__v1__chunk_request__descriptor, h_chunk, RUN_WORKER, 0, NULL},
+    {Q("UpsertDocument"), &quarry__v1__upsert_document_request__descriptor, h_upsert_document,
+     RUN_WORKER, 0, NULL},
+    {Q("Stats"), &quarry__v1__stats_request__descriptor, h_stats, RUN_READ, 0, NULL},
     {"/grpc.health.v1.Health/Check", &grpc__health__v1__health_check_request__descriptor,
-     h_health_check, 1, 1, NULL},
+     h_health_check, RUN_INLINE, 1, NULL},
 };
 const size_t rpc_nmethods = sizeof rpc_methods / sizeof rpc_methods[0];

@@ -45,6 +45,7 @@ typedef struct rpc_config {
     int cq_threads;              /* threads polling completion queues */
     int cq_per_thread;           /* 1 = one CQ per thread, 0 = one shared CQ */
     int workers;                 /* handler threads; 0 = handlers run on the CQ threads */
+    int query_inline;            /* 1 = RUN_READ methods run on the CQ threads */
     int prepost;                 /* requests kept posted per method and CQ */
     long max_message_bytes;      /* receive and send limit */
     long max_batch_rows;         /* rows per Upsert, ids per Get/Delete */
@@ -83,6 +84,7 @@ struct rpc_call {
     grpc_status_code status;
     char msg[512];
     int replied;             /* the reply batch was started */
+    int running;             /* run_call got past the cancellation check */
     int close_batch;         /* a separate RECV_CLOSE_ON_SERVER batch is outstanding */
     int close_cancelled;     /* written by that batch */
     int final_cancelled;     /* RECV_CLOSE in the final batch (generic calls) */
@@ -97,11 +99,19 @@ struct rpc_call {
  * and finishes by calling exactly one of the rpc_reply_* functions. */
 typedef void (*rpc_handler)(rpc_call *c, const ProtobufCMessage *req);
 
+/* Where a method's handler runs. */
+enum {
+    RUN_WORKER = 0, /* on a worker: may wait for the disk (writes, fdatasync) */
+    RUN_READ = 1,   /* on the CQ thread that received the call unless --query-inline 0:
+                       reads under the engine's read locks, CPU only, never fdatasync */
+    RUN_INLINE = 2  /* always on the CQ thread: trivial (health) */
+};
+
 struct rpc_method {
     const char *path; /* "/quarry.v1.Quarry/Query" */
     const ProtobufCMessageDescriptor *in;
     rpc_handler fn;
-    int cheap;   /* may run on the CQ thread (no I/O, bounded CPU) */
+    int run;     /* RUN_WORKER, RUN_READ or RUN_INLINE */
     int no_auth; /* answered without an API key (health checks) */
     void *handle; /* from grpc_server_register_method */
 };
@@ -142,6 +152,13 @@ int rpc_reply_msg(rpc_call *c, const ProtobufCMessage *msg);
 /* Reply with an error status and a printf-style message. */
 void rpc_reply_status(rpc_call *c, grpc_status_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/*
+ * Has the call been cancelled by its client, or has its deadline passed? If so
+ * replies CANCELLED or DEADLINE_EXCEEDED (nobody reads the answer: the gRPC
+ * core has already ended the call) and returns 1. Handlers call it between
+ * expensive steps; run_call calls it before decoding.
+ */
+int rpc_call_stopped(rpc_call *c);
 /* Reply with the status mapped from an engine rc; the message is the engine's
  * detail text (quarry_errmsg()), prefixed by `what` when not NULL. Call it on
  * the thread that made the failing engine call, before any other engine call. */

@@ -5,28 +5,38 @@
  * same run, plus Upsert throughput over RPC in batches of 1000.
  *
  *   bench_rpc [--rows 60000] [--dim 128 | --fmnist DIR] [--queries 1000] [--k 10] [--ef 64]
- *             [--seconds 3] [--clients 1,4,16,64] [--configs default,...] [--keep DIR]
+ *             [--seconds 3] [--repeat 3] [--clients 1,4,16,64] [--configs default,...]
+ *             [--server NAME=FLAGS] [--no-upsert] [--keep DIR]
  *
  * Steps:
  *  1. Build the collection in-process: `rows` vectors (Fashion-MNIST's 60,000
  *     training images when --fmnist names its folder, else clustered random
  *     vectors of --dim) into an HNSW collection (M 16, ef_construction 100),
- *     then close the database (which checkpoints the graph).
+ *     then close the database (which checkpoints the graph) and copy the
+ *     directory: the server gets the copy, the in-process side keeps the
+ *     original open, so the two can alternate without restarting the server.
  *  2. In-process: the query set through quarry_query_* (what the Query
- *     handler calls) on 1 thread and on as many threads as cores, closed loop
- *     for --seconds: QPS, p50, p99.
- *  3. For each server configuration (--configs; see CONFIGS below) start
- *     quarryd on the directory (a free loopback port), and for each client
- *     concurrency C run a closed loop of C calls in flight (one async
- *     completion queue; C/8 connections, at least 1) for --seconds: QPS, p50,
- *     p99, and the ratio to the in-process peak. Then an open loop at half of
- *     the best closed-loop QPS (calls sent at a fixed rate whatever the
- *     replies): p50, p99.
- *  4. Upsert over RPC: batches of 1000 new rows into a fresh collection
- *     (durability sync) from 1 and 4 concurrent clients, and the same batches
- *     in-process: rows/s.
+ *     handler calls, same k, ef and returned fields: ids and scores) on 1
+ *     thread and on as many threads as cores, closed loop: QPS, p50, p99.
+ *  3. For each server configuration (--configs, see CONFIGS below, plus any
+ *     --server NAME=FLAGS) start quarryd on the copy (a free loopback port);
+ *     after a short untimed warm-up, --repeat times: for each client
+ *     concurrency C, an in-process run on T = min(C, the server's query
+ *     threads) threads, then at once a closed loop of C calls in flight (one
+ *     async completion queue; C/8 connections, at least 1) for --seconds.
+ *     The ratio of each pair is served QPS / in-process QPS; the tables give
+ *     medians over the repeats, plus the CPU time per call of the server
+ *     (/proc/PID/stat) and of this process (the load generator, getrusage),
+ *     and the in-process CPU time per query. Then an open loop at half of the
+ *     best configuration's median peak (calls sent at a fixed rate whatever
+ *     the replies), --repeat times: p50, p99.
+ *  4. Upsert over RPC (skipped with --no-upsert): batches of 1000 new rows
+ *     into a fresh collection (durability sync) from 1 and 4 concurrent
+ *     clients, and the same batches in-process: rows/s.
  * Client and server share the machine's cores, so served QPS includes the
  * load generator's own CPU cost: it is a lower bound for a remote client.
+ * The CPU columns say how much of each call is the server's and how much the
+ * client's.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -38,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -54,24 +65,61 @@
 
 /* ------------------------------------------------------------------ options */
 
+#define MAX_REPEAT 15
+#define MAX_CONFIGS 16
+
 typedef struct opts {
     uint32_t rows, dim, nq, k, ef;
     double seconds;
+    int repeat, no_upsert;
     const char *fmnist, *keep;
     int clients[16], nclients;
     char configs[256];
 } opts;
 
-/* Server configurations compared (quarryd flags). */
-static const struct {
+/* Server configurations compared (quarryd flags); --server adds more. */
+typedef struct server_config {
     const char *name, *flags;
-} CONFIGS[] = {
+} server_config;
+static server_config CONFIGS[MAX_CONFIGS] = {
     {"default", ""},
+    {"workers", "--query-inline 0"},
     {"inline", "--workers 0"},
     {"percq-inline", "--cq-per-thread --workers 0"},
-    {"1cq-4w", "--cq-threads 1 --workers 4"},
-    {"2cq-8w", "--cq-threads 2 --workers 8"},
+    {"1cq-4w", "--cq-threads 1 --workers 4 --query-inline 0"},
+    {"2cq-8w", "--cq-threads 2 --workers 8 --query-inline 0"},
 };
+static size_t nconfigs = 6;
+
+static const char *config_flags(const char *name) {
+    for (size_t c = 0; c < nconfigs; c++)
+        if (!strcmp(CONFIGS[c].name, name)) return CONFIGS[c].flags;
+    return NULL;
+}
+
+/* CPU seconds used so far by this process (all threads). */
+static double self_cpu_s(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+}
+
+/* CPU seconds used so far by process `pid` (utime + stime, clock ticks). */
+static double proc_cpu_s(pid_t pid) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return NAN;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return NAN;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
 
 static double now_s(void) {
     struct timespec ts;
@@ -201,13 +249,14 @@ static void *inproc_main(void *arg) {
     return NULL;
 }
 
+/* Closed loop on `threads` threads; *cpu_us = CPU microseconds per query. */
 static void run_inproc(quarry_coll *coll, const float *q, const opts *o, int threads,
-                       double *qps, double *p50, double *p99) {
+                       double *qps, double *p50, double *p99, double *cpu_us) {
     inproc w[64];
     pthread_t th[64];
     lat all = {0};
     uint64_t done = 0;
-    double t0 = now_s();
+    double t0 = now_s(), c0 = self_cpu_s();
     for (int t = 0; t < threads; t++) {
         w[t] = (inproc){coll, q, o->nq, o->dim, o->k, o->ef, t0 + o->seconds, {0}, 0, t};
         pthread_create(&th[t], NULL, inproc_main, &w[t]);
@@ -220,32 +269,22 @@ static void run_inproc(quarry_coll *coll, const float *q, const opts *o, int thr
     }
     double secs = now_s() - t0;
     *qps = (double)done / secs;
+    *cpu_us = done ? (self_cpu_s() - c0) / (double)done * 1e6 : NAN;
     *p50 = pct(&all, 0.5) * 1e3;
     *p99 = pct(&all, 0.99) * 1e3;
     free(all.v);
 }
 
-/* In-process QPS on `threads` threads, opening and closing the database (the
- * server holds its lock while it runs). */
-static double inproc_qps(const char *data, const float *q, const opts *o, int threads) {
-    quarry_db *db;
-    quarry_coll *coll;
-    double qps, p50, p99;
-    CHECK(quarry_open(data, NULL, &db));
-    CHECK(quarry_collection_open(db, "bench", &coll));
-    run_inproc(coll, q, o, threads, &qps, &p50, &p99);
-    quarry_collection_close(coll);
-    CHECK(quarry_close(db));
-    return qps;
-}
-
 /* ------------------------------------------------------------------ quarryd */
 
-static pid_t start_server(const char *data, const char *flags, int *port) {
+/* Starts quarryd on `data` with `flags`; *port is its port, *query_threads
+ * the number of threads that run Query handlers (from its "listening" line). */
+static pid_t start_server(const char *data, const char *flags, int *port, int *query_threads) {
     char portfile[4200], log[4200];
     snprintf(portfile, sizeof portfile, "%s.port", data);
     snprintf(log, sizeof log, "%s.log", data);
     unlink(portfile);
+    unlink(log);
     char *argv[40];
     int n = 0;
     argv[n++] = QUARRYD_PATH;
@@ -256,7 +295,7 @@ static pid_t start_server(const char *data, const char *flags, int *port) {
     argv[n++] = "--port-file";
     argv[n++] = portfile;
     argv[n++] = "--log-level";
-    argv[n++] = "warn";
+    argv[n++] = "info";
     char *fl = strdup(flags), *save = NULL;
     for (char *tok = strtok_r(fl, " ", &save); tok && n < 38; tok = strtok_r(NULL, " ", &save))
         argv[n++] = tok;
@@ -275,7 +314,19 @@ static pid_t start_server(const char *data, const char *flags, int *port) {
         if (f) {
             int ok = fscanf(f, "%d", port) == 1;
             fclose(f);
-            if (ok) return pid;
+            if (ok) {
+                *query_threads = 0;
+                FILE *lf = fopen(log, "r");
+                char line[1024];
+                while (lf && fgets(line, sizeof line, lf)) {
+                    const char *qt = strstr(line, " query_threads=");
+                    if (strstr(line, "event=listening") && qt)
+                        *query_threads = atoi(qt + strlen(" query_threads="));
+                }
+                if (lf) fclose(lf);
+                if (*query_threads <= 0) *query_threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+                return pid;
+            }
         }
         if (waitpid(pid, NULL, WNOHANG) == pid) break;
         usleep(1000);
@@ -308,7 +359,7 @@ typedef struct loadgen {
     grpc_slice *reqs; /* pre-packed requests */
     size_t nreqs, next;
     const char *method;
-    uint64_t errors;
+    uint64_t errors, completed;
     int last_error;
 } loadgen;
 
@@ -348,6 +399,7 @@ static void lg_start(loadgen *g, slot *s, int idx) {
 }
 
 static void lg_finish(loadgen *g, slot *s) {
+    g->completed++;
     if (s->status != GRPC_STATUS_OK) {
         g->errors++;
         g->last_error = s->status;
@@ -482,10 +534,41 @@ static void parse_list(const char *s, int *out, int *n) {
     free(d);
 }
 
+static double med(const double *v, int n) {
+    double t[MAX_REPEAT];
+    memcpy(t, v, (size_t)n * sizeof *t);
+    qsort(t, (size_t)n, sizeof *t, cmpd);
+    return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+}
+
+/* One (configuration, concurrency) point over the repeats. */
+typedef struct point {
+    double qps[MAX_REPEAT], p50[MAX_REPEAT], p99[MAX_REPEAT], in_qps[MAX_REPEAT],
+        ratio[MAX_REPEAT], srv_us[MAX_REPEAT], cli_us[MAX_REPEAT], in_us[MAX_REPEAT];
+    int in_threads;
+} point;
+
+/* A served closed or open loop with the CPU time per call of server and client. */
+static void served_run(int port, pid_t pid, int conc, int nch, double rate, const opts *o,
+                       grpc_slice *reqs, double *qps, double *p50, double *p99, double *srv_us,
+                       double *cli_us) {
+    loadgen g;
+    lg_open(&g, port, nch, reqs, o->nq, "/quarry.v1.Quarry/Query");
+    double s0 = proc_cpu_s(pid), c0 = self_cpu_s();
+    lg_run(&g, conc, rate, o->seconds, qps, p50, p99);
+    double calls = (double)g.completed; /* all of them: the CPU times cover all */
+    *srv_us = (proc_cpu_s(pid) - s0) / calls * 1e6;
+    *cli_us = (self_cpu_s() - c0) / calls * 1e6;
+    if (g.errors)
+        fprintf(stderr, "%lu errors (status %d)\n", (unsigned long)g.errors, g.last_error);
+    lg_close(&g);
+}
+
 int main(int argc, char **argv) {
-    opts o = {.rows = 60000, .dim = 128, .nq = 1000, .k = 10, .ef = 64, .seconds = 3};
+    opts o = {.rows = 60000, .dim = 128, .nq = 1000, .k = 10, .ef = 64, .seconds = 3,
+              .repeat = 3};
     parse_list("1,4,16,64", o.clients, &o.nclients);
-    snprintf(o.configs, sizeof o.configs, "default,inline,percq-inline,1cq-4w");
+    snprintf(o.configs, sizeof o.configs, "default,workers,inline");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--rows") && v) o.rows = (uint32_t)atoi(v), i++;
@@ -494,26 +577,38 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--k") && v) o.k = (uint32_t)atoi(v), i++;
         else if (!strcmp(a, "--ef") && v) o.ef = (uint32_t)atoi(v), i++;
         else if (!strcmp(a, "--seconds") && v) o.seconds = atof(v), i++;
+        else if (!strcmp(a, "--repeat") && v) o.repeat = atoi(v), i++;
         else if (!strcmp(a, "--fmnist") && v) o.fmnist = v, i++;
         else if (!strcmp(a, "--keep") && v) o.keep = v, i++;
+        else if (!strcmp(a, "--no-upsert")) o.no_upsert = 1;
         else if (!strcmp(a, "--clients") && v) parse_list(v, o.clients, &o.nclients), i++;
         else if (!strcmp(a, "--configs") && v) snprintf(o.configs, sizeof o.configs, "%s", v), i++;
-        else {
+        else if (!strcmp(a, "--server") && v && strchr(v, '=') && nconfigs < MAX_CONFIGS) {
+            char *d = strdup(v), *eq = strchr(d, '=');
+            *eq = '\0';
+            CONFIGS[nconfigs++] = (server_config){d, eq + 1};
+            i++;
+        } else {
             fprintf(stderr,
                     "usage: bench_rpc [--rows N] [--dim D | --fmnist DIR] [--queries N] [--k K]\n"
-                    "                 [--ef EF] [--seconds S] [--clients 1,4,16,64]\n"
-                    "                 [--configs default,inline,percq-inline,1cq-4w,2cq-8w]\n"
-                    "                 [--keep DIR]\n");
+                    "                 [--ef EF] [--seconds S] [--repeat R] [--clients 1,4,16,64]\n"
+                    "                 [--configs default,workers,inline,percq-inline,1cq-4w,2cq-8w]\n"
+                    "                 [--server NAME=FLAGS]... [--no-upsert] [--keep DIR]\n");
             return 1;
         }
     }
+    if (o.repeat < 1 || o.repeat > MAX_REPEAT || o.nclients < 1) {
+        fprintf(stderr, "--repeat wants 1..%d\n", MAX_REPEAT);
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
-    char dir[4096], data[4200];
+    char dir[4096], data[4200], srv_data[4200];
     if (o.keep) snprintf(dir, sizeof dir, "%s", o.keep), mkdir(dir, 0755);
     else snprintf(dir, sizeof dir, "%s/quarry-bench-rpc-XXXXXX",
                   getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!o.keep && !mkdtemp(dir)) return perror("mkdtemp"), 1;
     snprintf(data, sizeof data, "%s/db", dir);
+    snprintf(srv_data, sizeof srv_data, "%s/db-served", dir);
 
     /* 1. data and the collection */
     float *base = o.fmnist ? load_fmnist(o.fmnist, &o.rows, &o.dim)
@@ -526,8 +621,10 @@ int main(int argc, char **argv) {
             queries[(size_t)i * o.dim + j] = b[j] + (urand(&seed) - 0.5f) * 0.05f;
     }
     int cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    printf("# bench_rpc: %u rows x %u dims (%s), HNSW M 16 efC 100, k %u, ef %u, %d cores\n",
-           o.rows, o.dim, o.fmnist ? "Fashion-MNIST" : "generated", o.k, o.ef, cores);
+    printf("# bench_rpc: %u rows x %u dims (%s), HNSW M 16 efC 100, k %u, ef %u, %d cores, "
+           "%d repeats of %.1f s\n",
+           o.rows, o.dim, o.fmnist ? "Fashion-MNIST" : "generated", o.k, o.ef, cores, o.repeat,
+           o.seconds);
     quarry_db *db;
     quarry_coll *coll;
     CHECK(quarry_open(data, NULL, &db));
@@ -552,19 +649,28 @@ int main(int argc, char **argv) {
         quarry_batch_free(b);
         printf("# built the collection in %.1f s\n", now_s() - t0);
     }
+    quarry_collection_close(coll);
+    CHECK(quarry_close(db)); /* checkpoints the graph */
+    {
+        char cmd[3 * sizeof data + 32];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -a '%s' '%s'", srv_data, data, srv_data);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "cannot copy %s\n", data);
+            return 1;
+        }
+    }
+    CHECK(quarry_open(data, NULL, &db));
+    CHECK(quarry_collection_open(db, "bench", &coll));
 
     /* 2. in-process */
-    double inq[2], in50[2], in99[2];
     int tcounts[2] = {1, cores < 64 ? cores : 64};
     printf("\n## In-process (quarry_query_run), closed loop\n\n");
-    printf("| threads | QPS | p50 ms | p99 ms |\n|---:|---:|---:|---:|\n");
+    printf("| threads | QPS | p50 ms | p99 ms | CPU us/query |\n|---:|---:|---:|---:|---:|\n");
     for (int t = 0; t < 2; t++) {
-        run_inproc(coll, queries, &o, tcounts[t], &inq[t], &in50[t], &in99[t]);
-        printf("| %d | %.0f | %.3f | %.3f |\n", tcounts[t], inq[t], in50[t], in99[t]);
+        double q, p50, p99, cpu;
+        run_inproc(coll, queries, &o, tcounts[t], &q, &p50, &p99, &cpu);
+        printf("| %d | %.0f | %.3f | %.3f | %.1f |\n", tcounts[t], q, p50, p99, cpu);
     }
-    double peak_in = inq[0] > inq[1] ? inq[0] : inq[1];
-    quarry_collection_close(coll);
-    CHECK(quarry_close(db));
     fflush(stdout);
 
     /* 3. served queries */
@@ -584,64 +690,104 @@ int main(int argc, char **argv) {
         protobuf_c_message_pack(&rq.base, GRPC_SLICE_START_PTR(reqs[i]));
     }
     printf("\n## Served by quarryd over loopback gRPC (C async client), closed loop\n\n");
-    printf("Each configuration is preceded by an in-process run on %d threads (the machine is\n"
-           "shared, so the ratio uses that adjacent measurement).\n\n", tcounts[1]);
-    printf("| server config | clients | QPS | p50 ms | p99 ms | in-process QPS | ratio |\n");
-    printf("|---|---:|---:|---:|---:|---:|---:|\n");
-    double best_qps = 0, best_local = 1;
+    printf("Medians of %d repeats. Each served run follows at once an in-process run on\n"
+           "T = min(clients, the server's query threads) threads; ratio = median of the\n"
+           "per-pair ratios. CPU: microseconds of CPU per call in quarryd (srv) and in the\n"
+           "load generator (cli), and per query in-process (in); in/srv is the share of the\n"
+           "server's CPU that is engine work, i.e. the served/in-process QPS ratio of a\n"
+           "CPU-bound server whose clients run elsewhere.\n\n",
+           o.repeat);
+    printf("| server config | clients | QPS | p50 ms | p99 ms | in-process QPS (T) | ratio | "
+           "srv us | cli us | in us | in/srv |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    double best_qps = 0;
     char best_cfg[64] = "default";
+    char summary[MAX_CONFIGS][160];
+    int nsummary = 0;
     char *cfgs = strdup(o.configs), *save = NULL;
     for (char *name = strtok_r(cfgs, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
-        const char *flags = NULL;
-        for (size_t c = 0; c < sizeof CONFIGS / sizeof CONFIGS[0]; c++)
-            if (!strcmp(CONFIGS[c].name, name)) flags = CONFIGS[c].flags;
+        const char *flags = config_flags(name);
         if (!flags) {
             fprintf(stderr, "unknown config %s\n", name);
             continue;
         }
-        double local = inproc_qps(data, queries, &o, tcounts[1]);
-        int port;
-        pid_t pid = start_server(data, flags, &port);
-        for (int ci = 0; ci < o.nclients; ci++) {
-            int conc = o.clients[ci], nch = conc / 8 > 0 ? conc / 8 : 1;
-            loadgen g;
-            lg_open(&g, port, nch, reqs, o.nq, "/quarry.v1.Quarry/Query");
-            double qps, p50, p99;
-            lg_run(&g, conc, 0, o.seconds, &qps, &p50, &p99);
-            if (g.errors) fprintf(stderr, "%lu errors (status %d)\n", (unsigned long)g.errors,
-                                  g.last_error);
-            lg_close(&g);
-            printf("| %s | %d | %.0f | %.3f | %.3f | %.0f | %.2f |\n", name, conc, qps, p50, p99,
-                   local, qps / local);
-            fflush(stdout);
-            if (qps > best_qps) {
-                best_qps = qps, best_local = local;
-                snprintf(best_cfg, sizeof best_cfg, "%s", name);
+        int port, qthreads;
+        pid_t pid = start_server(srv_data, flags, &port, &qthreads);
+        { /* warm-up (connections, page faults, caches) */
+            opts w = o;
+            w.seconds = 0.5;
+            double a, b, c, d, e;
+            served_run(port, pid, 16, 2, 0, &w, reqs, &a, &b, &c, &d, &e);
+        }
+        point pts[16];
+        memset(pts, 0, sizeof pts);
+        for (int r = 0; r < o.repeat; r++) {
+            for (int ci = 0; ci < o.nclients; ci++) {
+                point *p = &pts[ci];
+                int conc = o.clients[ci], nch = conc / 8 > 0 ? conc / 8 : 1;
+                int t = conc < qthreads ? conc : qthreads;
+                double d50, d99;
+                p->in_threads = t;
+                run_inproc(coll, queries, &o, t, &p->in_qps[r], &d50, &d99, &p->in_us[r]);
+                served_run(port, pid, conc, nch, 0, &o, reqs, &p->qps[r], &p->p50[r], &p->p99[r],
+                           &p->srv_us[r], &p->cli_us[r]);
+                p->ratio[r] = p->qps[r] / p->in_qps[r];
             }
+        }
+        double cfg_best = 0, cfg_ratio = 0;
+        int cfg_c = 0;
+        for (int ci = 0; ci < o.nclients; ci++) {
+            point *p = &pts[ci];
+            int n = o.repeat;
+            double q = med(p->qps, n);
+            printf("| %s | %d | %.0f | %.3f | %.3f | %.0f (%d) | %.2f | %.0f | %.0f | %.0f | %.2f "
+                   "|\n",
+                   name, o.clients[ci], q, med(p->p50, n), med(p->p99, n), med(p->in_qps, n),
+                   p->in_threads, med(p->ratio, n), med(p->srv_us, n), med(p->cli_us, n),
+                   med(p->in_us, n), med(p->in_us, n) / med(p->srv_us, n));
+            if (q > cfg_best) cfg_best = q, cfg_ratio = med(p->ratio, n), cfg_c = o.clients[ci];
+        }
+        fflush(stdout);
+        snprintf(summary[nsummary++], sizeof summary[0],
+                 "# %s: peak median QPS %.0f at %d clients, ratio %.2f", name, cfg_best, cfg_c,
+                 cfg_ratio);
+        if (cfg_best > best_qps) {
+            best_qps = cfg_best;
+            snprintf(best_cfg, sizeof best_cfg, "%s", name);
         }
         stop_server(pid);
     }
     free(cfgs);
+    quarry_collection_close(coll);
+    CHECK(quarry_close(db));
 
     /* open loop at half the best served QPS, on the best configuration */
+    int port, qthreads;
+    pid_t pid = start_server(srv_data, config_flags(best_cfg), &port, &qthreads);
+    double ol50[MAX_REPEAT], ol99[MAX_REPEAT], olq[MAX_REPEAT], ols[MAX_REPEAT], olc[MAX_REPEAT];
     {
-        const char *flags = "";
-        for (size_t c = 0; c < sizeof CONFIGS / sizeof CONFIGS[0]; c++)
-            if (!strcmp(CONFIGS[c].name, best_cfg)) flags = CONFIGS[c].flags;
-        int port;
-        pid_t pid = start_server(data, flags, &port);
-        loadgen g;
-        lg_open(&g, port, 4, reqs, o.nq, "/quarry.v1.Quarry/Query");
-        double qps, p50, p99;
-        lg_run(&g, 0, best_qps / 2, o.seconds, &qps, &p50, &p99);
-        lg_close(&g);
-        printf("\n## Open loop at half the peak (%s, %.0f calls/s offered)\n\n", best_cfg,
-               best_qps / 2);
-        printf("| served QPS | p50 ms | p99 ms |\n|---:|---:|---:|\n| %.0f | %.3f | %.3f |\n",
-               qps, p50, p99);
+        opts w = o;
+        w.seconds = 0.5;
+        double a, b, c, d, e;
+        served_run(port, pid, 16, 2, 0, &w, reqs, &a, &b, &c, &d, &e);
+    }
+    printf("\n## Open loop at half the peak (%s, %.0f calls/s offered, 4 connections)\n\n",
+           best_cfg, best_qps / 2);
+    printf("| repeat | served QPS | p50 ms | p99 ms | srv us | cli us |\n"
+           "|---:|---:|---:|---:|---:|---:|\n");
+    for (int r = 0; r < o.repeat; r++) {
+        served_run(port, pid, 0, 4, best_qps / 2, &o, reqs, &olq[r], &ol50[r], &ol99[r], &ols[r],
+                   &olc[r]);
+        printf("| %d | %.0f | %.3f | %.3f | %.0f | %.0f |\n", r + 1, olq[r], ol50[r], ol99[r],
+               ols[r], olc[r]);
         fflush(stdout);
+    }
+    printf("| median | %.0f | %.3f | %.3f | %.0f | %.0f |\n", med(olq, o.repeat),
+           med(ol50, o.repeat), med(ol99, o.repeat), med(ols, o.repeat), med(olc, o.repeat));
+    fflush(stdout);
 
-        /* 4. upserts over RPC: batches of 1000 into a fresh collection (sync) */
+    /* 4. upserts over RPC: batches of 1000 into a fresh collection (sync) */
+    if (!o.no_upsert) {
         printf("\n## Upsert, batches of 1000 rows (durability sync)\n\n");
         printf("| path | writers | rows/s | p50 ms/batch | p99 ms/batch |\n");
         printf("|---|---:|---:|---:|---:|\n");
@@ -654,6 +800,15 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "connect: %s\n", err);
                 return 1;
             }
+            Quarry__V1__DropCollectionRequest dr = QUARRY__V1__DROP_COLLECTION_REQUEST__INIT;
+            dr.name = "ingest";
+            dr.if_exists = 1;
+            char *msg = NULL;
+            if (qrpc_call(cl, "/quarry.v1.Quarry/DropCollection", &dr.base, NULL, NULL, &msg)) {
+                fprintf(stderr, "DropCollection: %s\n", msg);
+                return 1;
+            }
+            free(msg);
             Quarry__V1__CreateCollectionRequest cr = QUARRY__V1__CREATE_COLLECTION_REQUEST__INIT;
             Quarry__V1__CollectionConfig cfg = QUARRY__V1__COLLECTION_CONFIG__INIT;
             cfg.dim = o.dim;
@@ -661,8 +816,7 @@ int main(int argc, char **argv) {
             cfg.hnsw_ef_construction = 100;
             cr.name = "ingest";
             cr.config = &cfg;
-            cr.if_not_exists = 1;
-            char *msg = NULL;
+            msg = NULL;
             if (qrpc_call(cl, "/quarry.v1.Quarry/CreateCollection", &cr.base, NULL, NULL, &msg)) {
                 fprintf(stderr, "CreateCollection: %s\n", msg);
                 return 1;
@@ -676,6 +830,8 @@ int main(int argc, char **argv) {
             ups[b] = pack_upsert("ingest", base, o.rows, o.dim, b * 1000, 1000);
         int writers[2] = {1, 4};
         for (int w = 0; w < 2; w++) {
+            loadgen g;
+            double qps, p50, p99;
             lg_open(&g, port, writers[w], ups, nb, "/quarry.v1.Quarry/Upsert");
             lg_run(&g, writers[w], 0, o.seconds, &qps, &p50, &p99);
             if (g.errors) fprintf(stderr, "upsert: %lu errors (status %d)\n",
@@ -685,6 +841,7 @@ int main(int argc, char **argv) {
             fflush(stdout);
         }
         stop_server(pid);
+        pid = 0;
         for (uint32_t b = 0; b < nb; b++) grpc_slice_unref(ups[b]);
         free(ups);
 
@@ -719,12 +876,15 @@ int main(int argc, char **argv) {
                pct(&l, 0.99) * 1e3);
         free(l.v);
         quarry_batch_free(bt);
+        CHECK(quarry_collection_drop(db, "ingest_local"));
         quarry_collection_close(coll);
         CHECK(quarry_close(db));
     }
-    printf("\n# best served QPS %.0f (%s) = %.2f x the adjacent in-process %.0f "
-           "(first in-process peak %.0f)\n",
-           best_qps, best_cfg, best_qps / best_local, best_local, peak_in);
+    if (pid) stop_server(pid);
+    printf("\n");
+    for (int i = 0; i < nsummary; i++) printf("%s\n", summary[i]);
+    printf("# open loop at half of %s's peak: p99 %.3f ms (median of %d)\n", best_cfg,
+           med(ol99, o.repeat), o.repeat);
     for (uint32_t i = 0; i < o.nq; i++) grpc_slice_unref(reqs[i]);
     free(reqs);
     grpc_shutdown();
