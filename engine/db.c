@@ -98,7 +98,9 @@ static void *flusher_main(void *arg) {
             struct quarry_coll *c = db->colls[i];
             /* an IVF-PQ collection reached its training size: start it here,
              * never in the writer that crossed the threshold */
-            if (atomic_exchange(&c->train_want, 0) && !c->dropped && coll_ivf_start(c) != 0)
+            int trc;
+            if (atomic_exchange(&c->train_want, 0) && !c->dropped &&
+                (trc = coll_ivf_start(c)) != 0 && trc != QUARRY_INTERRUPTED)
                 fprintf(stderr, "quarry: warning: collection '%s': %s\n", c->name,
                         quarry_errmsg());
             if (coll_checkpoint_due(c) >= db->checkpoint_every) {

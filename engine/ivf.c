@@ -256,7 +256,11 @@ int coll_ivf_start(struct quarry_coll *c) {
                      quarry_index_name(c->cfg.index));
     pthread_mutex_lock(&c->train_mu);
     int rc = 0;
-    if (c->training || c->train_stop) goto out;
+    if (c->train_stop) {
+        rc = q_err(QUARRY_INTERRUPTED, "collection '%s' is closing", c->name);
+        goto out;
+    }
+    if (c->training) goto out;
     if (c->train_joinable) {
         pthread_join(c->train_thread, NULL); /* finished: it cleared `training` */
         c->train_joinable = 0;
@@ -276,7 +280,8 @@ out:
 int coll_ivf_wait(struct quarry_coll *c) {
     pthread_mutex_lock(&c->train_mu);
     while (c->training) pthread_cond_wait(&c->train_cv, &c->train_mu);
-    int rc = c->train_joinable ? c->train_rc : 0;
+    /* a stop (close, drop) clears train_joinable when it joins the thread */
+    int rc = c->train_joinable || c->train_stop ? c->train_rc : 0;
     if (rc) q_err(rc, "%s", c->train_msg);
     pthread_mutex_unlock(&c->train_mu);
     return rc;

@@ -11,7 +11,9 @@
  *
  * Validation lives in the engine (ids, dimensions, NaN, JSON, filters, k);
  * handlers only check what the engine cannot see: required request fields,
- * enum values outside the schema, and the server's own batch limit.
+ * enum values outside the schema, and the server's own batch limit -- plus
+ * the IVF query knobs (nprobe, refine), whose bounds are checked before the
+ * collection is opened so the message names the request field.
  */
 #include <math.h>
 #include <stdio.h>
@@ -26,6 +28,9 @@
     do {                                                                                \
         if (!((var) = msg_new(c, &(desc)))) goto nomem;                                 \
     } while (0)
+
+/* IVF lists: at most 65536 (include/quarry.h, ivf_nlist), so nprobe too. */
+#define RPC_MAX_IVF_NLIST 65536u
 
 static void *msg_new(rpc_call *c, const ProtobufCMessageDescriptor *d) {
     void *p = arena_alloc(&c->ar, d->sizeof_message);
@@ -187,6 +192,8 @@ static Quarry__V1__CollectionInfo *collection_info(rpc_call *c, quarry_coll *col
     cfg->ivf_nlist = qc.ivf_nlist;
     cfg->pq_m = qc.pq_m;
     cfg->ivf_nprobe = qc.ivf_nprobe;
+    cfg->ivf_refine = qc.ivf_refine;
+    cfg->ivf_train_rows = qc.ivf_train_rows;
     st->rows = qs.rows;
     st->rows_with_vector = qs.rows_with_vector;
     st->dead_rows = qs.dead_rows;
@@ -201,6 +208,11 @@ static Quarry__V1__CollectionInfo *collection_info(rpc_call *c, quarry_coll *col
     st->searches = qs.searches;
     st->searches_exact = qs.searches_exact;
     st->index_bytes = qs.index_bytes;
+    st->ivf_nlist = qs.ivf_nlist;
+    st->pq_m = qs.pq_m;
+    st->ivf_training = qs.ivf_training != 0;
+    st->ivf_rows = qs.ivf_rows;
+    st->ivf_code_bytes = qs.ivf_code_bytes;
     info->config = cfg;
     info->stats = st;
     *rc = 0;
@@ -237,6 +249,8 @@ static void h_create_collection(rpc_call *c, const ProtobufCMessage *m) {
         if (in->ivf_nlist) cfg.ivf_nlist = in->ivf_nlist;
         if (in->pq_m) cfg.pq_m = in->pq_m;
         if (in->ivf_nprobe) cfg.ivf_nprobe = in->ivf_nprobe;
+        if (in->ivf_refine) cfg.ivf_refine = in->ivf_refine;
+        if (in->ivf_train_rows) cfg.ivf_train_rows = in->ivf_train_rows;
     }
     if (!*r->name) {
         rpc_reply_status(c, GRPC_STATUS_INVALID_ARGUMENT, "the collection name is missing");
@@ -349,6 +363,47 @@ static void h_stats(rpc_call *c, const ProtobufCMessage *m) {
     ss->in_flight = (uint32_t)atomic_load(&s->in_flight);
     ss->io_backend = (char *)quarry_io_backend_name(s->db);
     resp->server = ss;
+    rpc_reply_msg(c, &resp->base);
+    return;
+nomem:
+    reply_nomem(c);
+}
+
+/* ------------------------------------------------------------------ training */
+
+/*
+ * Train runs on a worker (RUN_WORKER): with wait it blocks until the training
+ * thread is done, which takes minutes on a large collection. The engine gives
+ * a waiting caller no interruption point, so a client that cancels or whose
+ * deadline passes does not stop the training (it goes on in the background),
+ * and a server shutdown waits for it like for any running handler.
+ */
+static void h_train(rpc_call *c, const ProtobufCMessage *m) {
+    const Quarry__V1__TrainRequest *r = (const void *)m;
+    Quarry__V1__TrainResponse *resp;
+    quarry_coll *coll;
+    NEW(resp, quarry__v1__train_response__descriptor);
+    if (open_coll(c, r->collection, &coll)) return;
+    int rc = quarry_collection_train(coll, r->wait);
+    quarry_coll_stats st;
+    memset(&st, 0, sizeof st);
+    st.size = sizeof st;
+    if (rc == 0) rc = quarry_collection_stats(coll, &st);
+    if (rc) {
+        rpc_reply_rc(c, rc, "train");
+        quarry_collection_close(coll);
+        return;
+    }
+    if (r->wait)
+        rpc_log(LOG_INFO, "collection_trained", NULL,
+                "collection=%s nlist=%u pq_m=%u rows=%lu", r->collection, st.ivf_nlist, st.pq_m,
+                (unsigned long)st.ivf_rows);
+    quarry_collection_close(coll);
+    if (rpc_call_stopped(c)) return; /* nobody waits for the answer any more */
+    resp->nlist = st.ivf_nlist;
+    resp->pq_m = st.pq_m;
+    resp->rows = st.ivf_rows;
+    resp->training = st.ivf_training != 0;
     rpc_reply_msg(c, &resp->base);
     return;
 nomem:
@@ -535,6 +590,18 @@ static void h_query(rpc_call *c, const ProtobufCMessage *m) {
         rpc_reply_status(c, GRPC_STATUS_INVALID_ARGUMENT, "the vector clause has no vector");
         return;
     }
+    if (vc && vc->nprobe > RPC_MAX_IVF_NLIST) {
+        rpc_reply_status(c, GRPC_STATUS_INVALID_ARGUMENT,
+                         "vector.nprobe is %u; at most %u lists can be probed", vc->nprobe,
+                         RPC_MAX_IVF_NLIST);
+        return;
+    }
+    if (vc && vc->refine > QUARRY_MAX_IVF_REFINE) {
+        rpc_reply_status(c, GRPC_STATUS_INVALID_ARGUMENT,
+                         "vector.refine is %u; the re-ranking factor is at most %u", vc->refine,
+                         QUARRY_MAX_IVF_REFINE);
+        return;
+    }
     if (!vc && !tc) {
         rpc_reply_status(c, GRPC_STATUS_INVALID_ARGUMENT,
                          "a query needs a vector clause, a text clause or both");
@@ -545,6 +612,8 @@ static void h_query(rpc_call *c, const ProtobufCMessage *m) {
         (vc && (rc = quarry_query_vector(q, vc->vector, (uint32_t)vc->n_vector, vc->depth, vc->ef,
                                          vc->weight))) ||
         (vc && vc->exact && (rc = quarry_query_exact(q, 1))) ||
+        (vc && (vc->nprobe || vc->refine) &&
+         (rc = quarry_query_ivf(q, vc->nprobe, vc->refine))) ||
         (tc && (rc = quarry_query_text(q, tc->text, strlen(tc->text), tc->depth, tc->require_all,
                                        tc->weight))) ||
         (*r->filter && (rc = quarry_query_filter(q, r->filter))) ||
@@ -762,6 +831,8 @@ rpc_method rpc_methods[] = {
     {Q("UpsertDocument"), &quarry__v1__upsert_document_request__descriptor, h_upsert_document,
      RUN_WORKER, 0, NULL},
     {Q("Stats"), &quarry__v1__stats_request__descriptor, h_stats, RUN_READ, 0, NULL},
+    /* with wait it blocks for the whole training: never on a polling thread */
+    {Q("Train"), &quarry__v1__train_request__descriptor, h_train, RUN_WORKER, 0, NULL},
     {"/grpc.health.v1.Health/Check", &grpc__health__v1__health_check_request__descriptor,
      h_health_check, RUN_INLINE, 1, NULL},
 };

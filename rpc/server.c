@@ -13,8 +13,9 @@
  *    (--query-inline 1, the default): a hand-off to a worker and back cost
  *    about a third of a 784-d HNSW query's CPU on 2 cores (bench/rpc).
  *  - `--workers` threads run everything that may wait for the disk (writes
- *    wait for fdatasync, create/drop write the manifest) and reads with
- *    --query-inline 0: decode, engine call, encode, start the reply batch.
+ *    wait for fdatasync, create/drop write the manifest) or for long (Train
+ *    waits for a whole IVF-PQ training) and reads with --query-inline 0:
+ *    decode, engine call, encode, start the reply batch.
  *    Health checks always run inline. --workers 0 runs every handler inline,
  *    for measurements.
  *  - The main thread blocks SIGINT/SIGTERM before grpc_init (grpc's own
@@ -95,9 +96,9 @@ static void usage(FILE *out) {
         "  --cq-threads N         threads polling completion queues (default 2)\n"
         "  --cq-per-thread        one completion queue per polling thread instead of one\n"
         "                         shared queue (balances only across connections)\n"
-        "  --workers N            handler threads for writes (and for reads with\n"
-        "                         --query-inline 0; default 2 x cores, at least 4); 0 runs\n"
-        "                         every handler on the polling threads\n"
+        "  --workers N            handler threads for writes and Train (and for reads\n"
+        "                         with --query-inline 0; default 2 x cores, at least 4);\n"
+        "                         0 runs every handler on the polling threads\n"
         "  --query-inline 0|1     1 (default): reads (Query, Get, Stats, List/Describe)\n"
         "                         run on the polling thread that received them, without a\n"
         "                         hand-off to a worker; 0: on the workers like writes\n"

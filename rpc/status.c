@@ -16,7 +16,11 @@
  *  - DATA_LOSS for corruption, INTERNAL for I/O failures and our own bugs
  *    (MISUSE means quarryd called the library wrongly);
  *  - UNIMPLEMENTED for a feature this build or collection cannot serve yet
- *    (UNSUPPORTED), which per gRPC tells clients not to retry.
+ *    (UNSUPPORTED: e.g. a text query before the BM25 index exists, Train on a
+ *    collection that is not IVF-PQ), which per gRPC tells clients not to retry;
+ *  - CANCELLED for INTERRUPTED: the engine stopped the operation itself (a
+ *    Train on a collection being dropped) -- the request was fine, and
+ *    nothing it asked for happened.
  * docs/RPC.md lists the same table for users; keep them in step.
  */
 #include "rpc/rpc.h"

@@ -7,7 +7,7 @@
  *   quarry --remote 127.0.0.1:7070 search docs --vector '[0.1, 0.2]' --k 5
  *
  * The commands, their options and their output are those of local mode
- * (create, list, stats, drop, import, get, delete, search), so scripts work
+ * (create, list, stats, drop, import, get, delete, search, train), so scripts work
  * against either; compact and sync have no RPC and are refused. Each
  * invocation runs one command over one connection (no stdin shell). Import
  * sends one Upsert per --batch rows, so it is atomic per batch exactly like
@@ -146,7 +146,8 @@ static int r_create(qrpc_client *cl, int argc, char **argv) {
     ropt o[] = {{"--dim", 1, NULL},   {"--metric", 1, NULL},          {"--index", 1, NULL},
                 {"--durability", 1, NULL}, {"--interval-ms", 1, NULL}, {"--m", 1, NULL},
                 {"--ef-construction", 1, NULL}, {"--ef", 1, NULL},    {"--nlist", 1, NULL},
-                {"--pq-m", 1, NULL},  {"--nprobe", 1, NULL},          {NULL, 0, NULL}};
+                {"--pq-m", 1, NULL},  {"--nprobe", 1, NULL},          {"--refine", 1, NULL},
+                {"--train-rows", 1, NULL}, {NULL, 0, NULL}};
     int n, st;
     if ((st = parse("create", argc, argv, o, &n))) return st;
     if (n != 1) return usage("create", "expected one collection NAME");
@@ -175,7 +176,9 @@ static int r_create(qrpc_client *cl, int argc, char **argv) {
         (st = u32("create", o, "--ef", UINT32_MAX, &cfg.hnsw_ef_search)) ||
         (st = u32("create", o, "--nlist", UINT32_MAX, &cfg.ivf_nlist)) ||
         (st = u32("create", o, "--pq-m", UINT32_MAX, &cfg.pq_m)) ||
-        (st = u32("create", o, "--nprobe", UINT32_MAX, &cfg.ivf_nprobe)))
+        (st = u32("create", o, "--nprobe", UINT32_MAX, &cfg.ivf_nprobe)) ||
+        (st = u32("create", o, "--refine", UINT32_MAX, &cfg.ivf_refine)) ||
+        (st = u32("create", o, "--train-rows", UINT32_MAX, &cfg.ivf_train_rows)))
         return st;
     Quarry__V1__CreateCollectionRequest rq = QUARRY__V1__CREATE_COLLECTION_REQUEST__INIT;
     rq.name = argv[0];
@@ -246,6 +249,14 @@ static json_t *info_json(const Quarry__V1__CollectionInfo *c, const char *io) {
         set_u64(o, "ivf_nlist", cfg->ivf_nlist);
         set_u64(o, "pq_m", cfg->pq_m);
         set_u64(o, "ivf_nprobe", cfg->ivf_nprobe);
+        set_u64(o, "ivf_refine", cfg->ivf_refine);
+        set_u64(o, "ivf_train_rows", cfg->ivf_train_rows);
+        /* the trained index (0 = answering exactly until trained) */
+        set_u64(o, "ivf_trained_nlist", st->ivf_nlist);
+        set_u64(o, "ivf_trained_pq_m", st->pq_m);
+        set_u64(o, "ivf_training", st->ivf_training ? 1 : 0);
+        set_u64(o, "ivf_rows", st->ivf_rows);
+        set_u64(o, "ivf_code_bytes", st->ivf_code_bytes);
     }
     set_u64(o, "rows", st->rows);
     set_u64(o, "rows_with_vector", st->rows_with_vector);
@@ -549,8 +560,9 @@ static int r_search(qrpc_client *cl, int argc, char **argv) {
     ropt o[] = {{"--vector", 1, NULL}, {"--queries", 1, NULL}, {"--k", 1, NULL},
                 {"--filter", 1, NULL}, {"--format", 1, NULL},  {"--stats", 0, NULL},
                 {"--exact", 0, NULL},  {"--ef", 1, NULL},      {"--nprobe", 1, NULL},
-                {"--limit", 1, NULL},  {"--text", 1, NULL},    {NULL, 0, NULL}};
-    uint32_t k = 10, ef = 0, nprobe = 0, limit = UINT32_MAX;
+                {"--refine", 1, NULL}, {"--limit", 1, NULL},   {"--text", 1, NULL},
+                {NULL, 0, NULL}};
+    uint32_t k = 10, ef = 0, nprobe = 0, refine = 0, limit = UINT32_MAX;
     int n, st;
     if ((st = parse("search", argc, argv, o, &n))) return st;
     if (n != 1) return usage("search", "expected one collection NAME");
@@ -563,6 +575,7 @@ static int r_search(qrpc_client *cl, int argc, char **argv) {
     if ((st = u32("search", o, "--k", QUARRY_MAX_K, &k)) ||
         (st = u32("search", o, "--ef", UINT32_MAX, &ef)) ||
         (st = u32("search", o, "--nprobe", UINT32_MAX, &nprobe)) ||
+        (st = u32("search", o, "--refine", UINT32_MAX, &refine)) ||
         (st = u32("search", o, "--limit", UINT32_MAX, &limit)))
         return st;
     if (k == 0) return usage("search", "--k must be at least 1");
@@ -621,6 +634,8 @@ static int r_search(qrpc_client *cl, int argc, char **argv) {
             vc.vector = q + i * dim;
             vc.n_vector = dim;
             vc.ef = ef;
+            vc.nprobe = nprobe;
+            vc.refine = refine;
             vc.exact = val(o, "--exact") != NULL;
             rq.vector = &vc;
         }
@@ -628,7 +643,6 @@ static int r_search(qrpc_client *cl, int argc, char **argv) {
             tc.text = (char *)text;
             rq.text = &tc;
         }
-        (void)nprobe; /* IVF nprobe has no per-query field in the RPC yet */
         ProtobufCMessage *m = NULL;
         char what[128];
         if (nq > 1) snprintf(what, sizeof what, "search %s (query %zu)", argv[0], i);
@@ -666,6 +680,34 @@ static int r_search(qrpc_client *cl, int argc, char **argv) {
     return st;
 }
 
+/* ------------------------------------------------------------------ train */
+
+/* A training of a large collection takes minutes: this call gets a day. */
+#define TRAIN_TIMEOUT_MS (24 * 3600 * 1000)
+
+static int r_train(qrpc_client *cl, int argc, char **argv) {
+    ropt o[] = {{NULL, 0, NULL}};
+    int n, st;
+    if ((st = parse("train", argc, argv, o, &n))) return st;
+    if (n != 1) return usage("train", "expected one collection NAME");
+    Quarry__V1__TrainRequest rq = QUARRY__V1__TRAIN_REQUEST__INIT;
+    rq.collection = argv[0];
+    rq.wait = 1;
+    ProtobufCMessage *m = NULL;
+    char what[128];
+    snprintf(what, sizeof what, "train %s", argv[0]);
+    qrpc_set_timeout(cl, TRAIN_TIMEOUT_MS);
+    double t0 = now_seconds();
+    if ((st = call(cl, Q("Train"), &rq.base, &quarry__v1__train_response__descriptor, &m, what)))
+        return st;
+    Quarry__V1__TrainResponse *r = (Quarry__V1__TrainResponse *)m;
+    printf("trained %s: nlist %" PRIu32 ", pq_m %" PRIu32 ", %" PRIu64
+           " rows encoded in %.2f s\n",
+           argv[0], r->nlist, r->pq_m, r->rows, now_seconds() - t0);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    return 0;
+}
+
 /* ------------------------------------------------------------------ entry */
 
 int remote_main(const char *addr, const char *api_key, const char *tls_ca, int argc,
@@ -675,7 +717,7 @@ int remote_main(const char *addr, const char *api_key, const char *tls_ca, int a
         int (*fn)(qrpc_client *, int, char **);
     } CMDS[] = {{"create", r_create}, {"list", r_list},     {"stats", r_stats},
                 {"drop", r_drop},     {"import", r_import}, {"get", r_get},
-                {"delete", r_delete}, {"search", r_search}};
+                {"delete", r_delete}, {"search", r_search}, {"train", r_train}};
     if (argc < 1) {
         fputs("quarry: --remote needs a COMMAND (the stdin shell is local only)\n"
               "usage: quarry --remote HOST:PORT COMMAND [ARGS...]\n",

@@ -2,9 +2,11 @@
 """The Python client against a real quarryd on a free loopback port.
 
 Every RPC round-trips through quarry.Client (numpy arrays in, dataclasses out);
-bad requests raise the documented QuarryError subclass with the right status
-code and change nothing; an API key server refuses missing/wrong keys; the RAG
-example and the remote CLI run against the server.
+an IVF-PQ collection is created with its parameters, trained (waiting and not),
+shows its index in the stats and answers queries with nprobe/refine; bad
+requests raise the documented QuarryError subclass with the right status code
+and change nothing; an API key server refuses missing/wrong keys; the RAG
+example and the remote CLI (IVF-PQ commands included) run against the server.
 
 Run by ctest with Debian's /usr/bin/python3 and
 PYTHONPATH=clients/python:<build>/python; QUARRYD (and QUARRY_CLI) name the
@@ -27,7 +29,7 @@ import grpc
 
 import quarry
 from quarry import (AlreadyExists, Client, InvalidArgument, NotFound, QuarryError,
-                    ResourceExhausted, Unauthenticated, Unimplemented, hash_embed)
+                    ResourceExhausted, TrainResult, Unauthenticated, Unimplemented, hash_embed)
 
 try:
     import numpy as np
@@ -236,6 +238,129 @@ class RoundTrip(unittest.TestCase):
         self.assertIn(s["server"]["io_backend"], ("io_uring", "posix"))
 
 
+class IvfPq(unittest.TestCase):
+    """An IVF-PQ collection: parameters, Train (waiting and not), stats, probed queries,
+    and the errors of each."""
+
+    DIM, N = 16, 3000
+
+    @classmethod
+    def setUpClass(cls):
+        cls.db = Client(SRV.addr)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.db.close()
+
+    def wait_trained(self, name):
+        deadline = time.time() + 120
+        while True:
+            st = self.db.describe_collection(name).stats
+            if st["ivf_nlist"] and not st["ivf_training"]:
+                return st
+            self.assertLess(time.time(), deadline, "no training ended within 120 s")
+            time.sleep(0.02)
+
+    def test_train_and_query(self):
+        info = self.db.create_collection("py_ivf", dim=self.DIM, index="ivfpq", nlist=16,
+                                         pq_m=8, nprobe=8, refine=3, train_rows=1000,
+                                         durability="none")
+        self.assertEqual(info.config["index"], "ivfpq")
+        for key, want in (("ivf_nlist", 16), ("pq_m", 8), ("ivf_nprobe", 8),
+                          ("ivf_refine", 3), ("ivf_train_rows", 1000)):
+            self.assertEqual(info.config[key], want, key)
+        for key in ("ivf_nlist", "pq_m", "ivf_rows", "ivf_code_bytes"):
+            self.assertEqual(info.stats[key], 0, key)  # answering exactly until trained
+        self.assertIs(info.stats["ivf_training"], False)
+        with self.assertRaises(InvalidArgument) as cm:  # no vectors yet
+            self.db.train("py_ivf")
+        self.assertIn("needs at least", cm.exception.details)
+
+        vectors = [vec(i, self.DIM) for i in range(self.N)]
+        if np is not None:
+            vectors = np.array(vectors, dtype=np.float32)
+        ids = ["iv%d" % i for i in range(self.N)]
+        self.assertEqual(self.db.upsert("py_ivf", ids, vectors), self.N)
+        t = self.db.train("py_ivf")  # (or joins the automatic one: it saw all 3000 too)
+        self.assertIsInstance(t, TrainResult)
+        self.assertEqual((t.nlist, t.pq_m, t.rows, t.training), (16, 8, self.N, False))
+        st = self.db.stats("py_ivf")["collections"]["py_ivf"].stats
+        self.assertEqual((st["ivf_nlist"], st["pq_m"], st["ivf_rows"]), (16, 8, self.N))
+        self.assertIs(st["ivf_training"], False)
+        self.assertGreaterEqual(st["ivf_code_bytes"], self.N * 8)
+
+        for i in range(0, self.N, 131):
+            hits = self.db.query("py_ivf", vector=vectors[i], k=5, nprobe=16, refine=10)
+            self.assertEqual(hits[0].id, "iv%d" % i)
+            self.assertEqual(hits[0].distance, 0.0)  # re-ranked with the stored vector
+        approx = self.db.query("py_ivf", vector=vectors[5], k=5, nprobe=1, refine=1)
+        self.assertEqual(len(approx), 5)
+        self.assertEqual([h.distance for h in approx], sorted(h.distance for h in approx))
+        # hybrid: the IVF knobs ride on the vector clause of a fused query too
+        try:
+            fused = self.db.query("py_ivf", vector=vectors[9], text="anything", k=3,
+                                  nprobe=16, refine=10)
+            self.assertEqual(fused[0].id, "iv9")
+        except Unimplemented:
+            pass  # no BM25 index on a collection without text
+
+        t = self.db.train("py_ivf", wait=False)
+        self.assertEqual(t.nlist, 16)  # the index serving until the new one is swapped in
+        st = self.wait_trained("py_ivf")
+        self.assertEqual(st["ivf_rows"], self.N)
+
+        # errors: the documented statuses, and nothing changes
+        before = self.db.describe_collection("py_ivf").stats
+        IA = grpc.StatusCode.INVALID_ARGUMENT
+        with self.assertRaises(InvalidArgument) as cm:
+            self.db.query("py_ivf", vector=vectors[0], k=5, refine=1001)
+        self.assertEqual(cm.exception.code, IA)
+        self.assertIn("refine", cm.exception.details)
+        with self.assertRaises(InvalidArgument) as cm:
+            self.db.query("py_ivf", vector=vectors[0], k=5, nprobe=65537)
+        self.assertIn("nprobe", cm.exception.details)
+        with self.assertRaises(NotFound):
+            self.db.train("py_nope")
+        after = self.db.describe_collection("py_ivf").stats
+        for key in ("rows", "last_lsn", "ivf_nlist", "ivf_rows"):
+            self.assertEqual(after[key], before[key], key)
+        self.assertEqual(self.db.query("py_ivf", vector=vectors[1], k=1)[0].id, "iv1")
+
+    def test_automatic_training(self):
+        self.db.create_collection("py_ivf_auto", dim=8, index="ivfpq", nlist=16, pq_m=4,
+                                  train_rows=500, durability="none")
+        self.db.upsert("py_ivf_auto", ["a%d" % i for i in range(600)],
+                       [vec(i) for i in range(600)])
+        st = self.wait_trained("py_ivf_auto")
+        self.assertEqual((st["ivf_nlist"], st["pq_m"], st["ivf_rows"]), (16, 4, 600))
+
+    def test_errors(self):
+        self.db.create_collection("py_ivf_flat", dim=4)
+        self.db.upsert("py_ivf_flat", ["f%d" % i for i in range(300)],
+                       [[i, 1, 2, 3] for i in range(300)])
+        with self.assertRaises(Unimplemented) as cm:
+            self.db.train("py_ivf_flat")
+        self.assertEqual(cm.exception.code, grpc.StatusCode.UNIMPLEMENTED)
+        self.assertIn("not ivfpq", cm.exception.details)
+        with self.assertRaises(Unimplemented):
+            self.db.train("py_ivf_flat", wait=False)
+        # nprobe/refine on another index kind are accepted and ignored, like ef
+        self.assertEqual(self.db.query("py_ivf_flat", vector=[7, 1, 2, 3], k=1, nprobe=4,
+                                       refine=2)[0].id, "f7")
+        with self.assertRaises(InvalidArgument) as cm:
+            self.db.create_collection("py_ivf_bad", dim=4, index="ivfpq", pq_m=5)
+        self.assertIn("pq_m", cm.exception.details)
+        with self.assertRaises(InvalidArgument):
+            self.db.create_collection("py_ivf_bad", dim=4, index="ivfpq", refine=1001)
+        with self.assertRaises(InvalidArgument):
+            self.db.create_collection("py_ivf_bad", dim=4, index="ivfpq", nlist=65537)
+        with self.assertRaises(NotFound):
+            self.db.describe_collection("py_ivf_bad")
+        with self.assertRaises(TypeError):
+            self.db.create_collection("py_ivf_bad", dim=4, index="ivfpq", nlist=8, ivf_nlist=8)
+        self.assertEqual(self.db.health(), "SERVING")
+
+
 class BadInput(unittest.TestCase):
     """Each bad request raises its documented error, changes nothing, and the server
     keeps serving."""
@@ -399,6 +524,42 @@ class Programs(unittest.TestCase):
         os.unlink(beir.name)
         out = run("search", "cli_t", "--text", "glaciers", "--k", "2", "--format", "ids").stdout
         self.assertEqual(out.split(), ["b1"])
+
+        # IVF-PQ, with the local CLI's options and stats lines
+        run("create", "cli_ivf", "--dim", "4", "--index", "ivfpq", "--nlist", "8", "--pq-m",
+            "4", "--nprobe", "4", "--refine", "2", "--train-rows", "1000000")
+        rows = tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False)
+        for i in range(600):
+            rows.write(json.dumps({"id": "i%d" % i, "vector": vec(i, 4)}) + "\n")
+        rows.close()
+        run("import", "cli_ivf", rows.name)
+        os.unlink(rows.name)
+        out = run("stats", "cli_ivf").stdout
+        for line in ("index: ivfpq", "ivf_nlist: 8", "pq_m: 4", "ivf_nprobe: 4",
+                     "ivf_refine: 2", "ivf_train_rows: 1000000", "ivf_trained_nlist: 0",
+                     "ivf_training: 0", "ivf_rows: 0"):
+            self.assertIn(line + "\n", out)
+        out = run("train", "cli_ivf").stdout
+        self.assertIn("trained cli_ivf: nlist 8, pq_m 4, 600 rows encoded in ", out)
+        st = json.loads(run("stats", "cli_ivf", "--json").stdout)
+        self.assertEqual((st["ivf_trained_nlist"], st["ivf_trained_pq_m"], st["ivf_rows"]),
+                         (8, 4, 600))
+        self.assertGreaterEqual(st["ivf_code_bytes"], 600 * 4)
+        out = run("search", "cli_ivf", "--vector", json.dumps(vec(42, 4)), "--k", "3",
+                  "--format", "ids", "--nprobe", "8", "--refine", "4").stdout
+        self.assertEqual(out.split()[0], "i42")
+        r = run("search", "cli_ivf", "--vector", json.dumps(vec(42, 4)), "--refine", "5000",
+                ok=False)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("INVALID_ARGUMENT", r.stderr)
+        r = run("train", "cli_t", ok=False)  # a flat (text-only) collection
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("UNIMPLEMENTED", r.stderr)
+        self.assertIn("not ivfpq", r.stderr)
+        r = run("create", "cli_bad", "--dim", "4", "--index", "ivfpq", "--pq-m", "5", ok=False)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("INVALID_ARGUMENT", r.stderr)
+        run("drop", "cli_ivf")
         run("drop", "cli_t")
 
 

@@ -6,6 +6,9 @@
     ...     db.create_collection("docs", dim=64, metric="cosine", index="hnsw")
     ...     db.upsert("docs", ["a", "b"], vectors=numpy_array, texts=["...", "..."])
     ...     hits = db.query("docs", vector=q, k=5, filter={"lang": "en"})
+    ...     db.create_collection("big", dim=128, index="ivfpq", nlist=1024, pq_m=32)
+    ...     db.train("big")          # or wait for train_rows vectors
+    ...     db.query("big", vector=q, k=10, nprobe=32, refine=8)
 
 Errors are raised as QuarryError subclasses (InvalidArgument, NotFound, ...)
 carrying the gRPC status code and the server's message. Needs Debian's
@@ -16,8 +19,8 @@ from .embed import hash_embed
 
 __all__ = ["Client", "QuarryError", "InvalidArgument", "NotFound", "AlreadyExists",
            "ResourceExhausted", "FailedPrecondition", "Unauthenticated", "Unimplemented",
-           "Unavailable", "DeadlineExceeded", "Hit", "Row", "Chunk", "CollectionInfo",
-           "hash_embed"]
+           "Unavailable", "DeadlineExceeded", "Cancelled", "Hit", "Row", "Chunk",
+           "CollectionInfo", "TrainResult", "hash_embed"]
 __version__ = "0.1.0"
 
 

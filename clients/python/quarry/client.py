@@ -19,7 +19,8 @@ pb, pb_grpc, health_pb, health_grpc = _stubs.load()
 __all__ = [
     "Client", "QuarryError", "InvalidArgument", "NotFound", "AlreadyExists",
     "ResourceExhausted", "FailedPrecondition", "Unauthenticated", "Unimplemented",
-    "Unavailable", "DeadlineExceeded", "Hit", "Row", "Chunk", "CollectionInfo",
+    "Unavailable", "DeadlineExceeded", "Cancelled", "Hit", "Row", "Chunk", "CollectionInfo",
+    "TrainResult",
 ]
 
 
@@ -70,6 +71,11 @@ class DeadlineExceeded(QuarryError):
     """The call's timeout passed."""
 
 
+class Cancelled(QuarryError):
+    """The call was cancelled, or the engine stopped it (a Train whose collection was
+    dropped meanwhile)."""
+
+
 _ERRORS = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
     grpc.StatusCode.NOT_FOUND: NotFound,
@@ -80,6 +86,7 @@ _ERRORS = {
     grpc.StatusCode.UNIMPLEMENTED: Unimplemented,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
+    grpc.StatusCode.CANCELLED: Cancelled,
 }
 
 
@@ -124,6 +131,16 @@ class Chunk:
 
 
 @dataclass
+class TrainResult:
+    """The IVF-PQ index serving after :meth:`Client.train`: its lists, code bytes per
+    vector and rows; ``training`` is True while a training still runs (wait=False)."""
+    nlist: int
+    pq_m: int
+    rows: int
+    training: bool
+
+
+@dataclass
 class CollectionInfo:
     """A collection's name, resolved configuration and statistics (plain dicts)."""
     name: str
@@ -141,7 +158,11 @@ _STRATEGIES = {"sentence": pb.CHUNK_SENTENCE, "fixed_chars": pb.CHUNK_FIXED_CHAR
                "fixed_words": pb.CHUNK_FIXED_WORDS, "recursive": pb.CHUNK_RECURSIVE,
                "markdown": pb.CHUNK_MARKDOWN}
 _PARAMS = ("interval_ms", "hnsw_m", "hnsw_ef_construction", "hnsw_ef_search", "ivf_nlist",
-           "pq_m", "ivf_nprobe")
+           "pq_m", "ivf_nprobe", "ivf_refine", "ivf_train_rows")
+# Short keyword names for create_collection (the CLI's option names).
+_ALIASES = {"nlist": "ivf_nlist", "nprobe": "ivf_nprobe", "refine": "ivf_refine",
+            "train_rows": "ivf_train_rows"}
+_NO_TIMEOUT = object()  # _call: the client's timeout
 
 
 def _enum(table, value, what):
@@ -237,9 +258,11 @@ class Client:
     def __exit__(self, *exc):
         self.close()
 
-    def _call(self, method, request, stub=None):
+    def _call(self, method, request, stub=None, timeout=_NO_TIMEOUT):
+        if timeout is _NO_TIMEOUT:
+            timeout = self.timeout
         try:
-            return getattr(stub or self._stub, method)(request, timeout=self.timeout,
+            return getattr(stub or self._stub, method)(request, timeout=timeout,
                                                        metadata=self._metadata)
         except grpc.RpcError as e:
             _raise(e)
@@ -253,12 +276,26 @@ class Client:
 
     def create_collection(self, name, dim=0, metric="l2", index="flat", durability="sync", *,
                           if_not_exists=False, **params):
-        """Creates a collection (dim 0: text only). Index parameters as keywords:
-        hnsw_m, hnsw_ef_construction, hnsw_ef_search, ivf_nlist, pq_m, ivf_nprobe,
-        interval_ms. Returns its CollectionInfo."""
+        """Creates a collection (dim 0: text only). Index parameters as keywords
+        (0 or absent = the default):
+
+        * hnsw: ``hnsw_m``, ``hnsw_ef_construction``, ``hnsw_ef_search``;
+        * ivfpq: ``nlist`` (``ivf_nlist``), ``pq_m``, ``nprobe`` (``ivf_nprobe``),
+          ``refine`` (``ivf_refine``: re-rank refine*k candidates exactly, 1 = off,
+          default 4), ``train_rows`` (``ivf_train_rows``: train automatically once this
+          many rows have a vector);
+        * ``interval_ms`` for durability="interval".
+
+        Returns its CollectionInfo."""
+        for short, full in _ALIASES.items():
+            if short in params:
+                if full in params:
+                    raise TypeError("give %s or %s, not both" % (short, full))
+                params[full] = params.pop(short)
         unknown = set(params) - set(_PARAMS)
         if unknown:
             raise TypeError("unknown collection parameters: %s" % ", ".join(sorted(unknown)))
+        params = {k: (0 if v is None else v) for k, v in params.items()}
         cfg = pb.CollectionConfig(dim=dim, metric=_enum(_METRICS, metric, "metric"),
                                   index=_enum(_INDEXES, index, "index"),
                                   durability=_enum(_DURABILITY, durability, "durability"),
@@ -285,6 +322,21 @@ class Client:
         r = self._call("Stats", pb.StatsRequest(collection=collection or ""))
         server = {f.name: getattr(r.server, f.name) for f in r.server.DESCRIPTOR.fields}
         return {"collections": {c.name: _info(c) for c in r.collections}, "server": server}
+
+    def train(self, collection, wait=True, *, timeout=None):
+        """(Re)trains an IVF-PQ collection's index on the vectors it holds (it also trains
+        by itself once it holds ``train_rows`` vectors). Readers and writers go on
+        meanwhile. ``wait``: return when the training is done (raising InvalidArgument
+        when there are fewer vectors than max(256, nlist)); otherwise as soon as it
+        started (watch ``stats["ivf_training"]``). ``timeout``: seconds for this call;
+        None means no deadline with ``wait`` (a large collection trains for minutes) and
+        the client's timeout without. Raises Unimplemented for a collection that is not
+        ivfpq. Returns a TrainResult (the index serving now)."""
+        if timeout is None:
+            timeout = None if wait else self.timeout
+        r = self._call("Train", pb.TrainRequest(collection=collection, wait=wait),
+                       timeout=timeout)
+        return TrainResult(r.nlist, r.pq_m, r.rows, r.training)
 
     # ----------------------------------------------------------------- rows
 
@@ -335,11 +387,14 @@ class Client:
     def query(self, collection, vector=None, text=None, k=10, *, filter=None, offset=0,
               fusion="rrf", fusion_param=0.0, explain=False, fields=("text", "metadata"),
               ef=0, exact=False, depth=0, vector_weight=1.0, text_weight=1.0,
-              require_all=False):
+              require_all=False, nprobe=0, refine=0):
         """k-NN (``vector``), BM25 (``text``) or hybrid (both, fused) retrieval.
 
         ``filter`` is a dict or JSON string; ``fields`` which row fields to return;
         ``explain`` fills Hit.explain with each retriever's (rank, raw score).
+        Vector clause knobs (0 = the collection's default): ``ef`` (hnsw beam),
+        ``nprobe`` (ivfpq lists probed, <= 65536), ``refine`` (ivfpq re-ranking factor,
+        <= 1000, 1 = off); ``exact`` forces an exact scan.
         Returns a list of Hit, best first."""
         req = pb.QueryRequest(collection=collection, k=k, offset=offset,
                               fusion=_enum(_FUSIONS, fusion, "fusion"), fusion_param=fusion_param,
@@ -347,7 +402,8 @@ class Client:
                               fields=[_enum(_FIELDS, f, "field") for f in (fields or ())])
         if vector is not None:
             req.vector.CopyFrom(pb.VectorClause(vector=_vector(vector), depth=depth, ef=ef,
-                                                weight=vector_weight, exact=exact))
+                                                weight=vector_weight, exact=exact,
+                                                nprobe=nprobe or 0, refine=refine or 0))
         if text is not None:
             req.text.CopyFrom(pb.TextClause(text=text, depth=depth, require_all=require_all,
                                             weight=text_weight))

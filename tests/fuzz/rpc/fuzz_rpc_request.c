@@ -25,6 +25,7 @@ static const ProtobufCMessageDescriptor *const kinds[] = {
     &quarry__v1__chunk_request__descriptor,
     &quarry__v1__upsert_document_request__descriptor,
     &quarry__v1__stats_request__descriptor,
+    &quarry__v1__train_request__descriptor,
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
