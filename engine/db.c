@@ -40,6 +40,7 @@ int db_write_manifest_locked(struct quarry_db *db) {
         mc->hnsw_ef_search = c->cfg.hnsw_ef_search, mc->ivf_nlist = c->cfg.ivf_nlist;
         mc->pq_m = c->cfg.pq_m, mc->ivf_nprobe = c->cfg.ivf_nprobe;
         mc->ivf_refine = c->cfg.ivf_refine, mc->ivf_train_rows = c->cfg.ivf_train_rows;
+        mc->ivf_seed = c->cfg.ivf_seed;
         snprintf(mc->text_language, sizeof mc->text_language, "%s", c->cfg.text_language);
         mc->bm25_k1 = c->cfg.bm25_k1, mc->bm25_b = c->cfg.bm25_b;
         snprintf(mc->ckpt_file, sizeof mc->ckpt_file, "%s", c->ckpt_file);
@@ -151,6 +152,7 @@ static int open_collection(struct quarry_db *db, const manifest_coll *mc) {
     cfg.hnsw_ef_search = mc->hnsw_ef_search, cfg.ivf_nlist = mc->ivf_nlist;
     cfg.pq_m = mc->pq_m, cfg.ivf_nprobe = mc->ivf_nprobe;
     cfg.ivf_refine = mc->ivf_refine ? mc->ivf_refine : 4, cfg.ivf_train_rows = mc->ivf_train_rows;
+    cfg.ivf_seed = mc->ivf_seed;
     snprintf(cfg.text_language, sizeof cfg.text_language, "%s", mc->text_language);
     cfg.bm25_k1 = mc->bm25_k1, cfg.bm25_b = mc->bm25_b;
     struct quarry_coll *c;
@@ -462,6 +464,8 @@ static int check_config(const quarry_collection_config *cfg) {
         return q_err(QUARRY_INVALID, "IVF parameters out of range (nlist and nprobe <= %u, "
                                      "refine <= %u)",
                      IVFPQ_MAX_NLIST, QUARRY_MAX_IVF_REFINE);
+    if (cfg->ivf_seed > INT64_MAX)
+        return q_err(QUARRY_INVALID, "ivf_seed must be below 2^63");
     if (cfg->index == QUARRY_INDEX_IVFPQ && cfg->pq_m > cfg->dim)
         return q_err(QUARRY_INVALID, "pq_m %u is above dim %u (each code byte covers at least "
                                      "one dimension)",

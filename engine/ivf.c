@@ -61,7 +61,8 @@ uint64_t ivf_train_threshold(const quarry_collection_config *cfg) {
 
 ivfpq_config coll_ivf_config(struct quarry_coll *c) {
     ivfpq_config ic = {(flat_metric)c->cfg.metric, c->cfg.dim, 0, 0, 0,
-                       0x1f5eed00u + c->id, NULL, &c->train_stop};
+                       c->cfg.ivf_seed ? c->cfg.ivf_seed : 0x1f5eed00u + c->id, NULL,
+                       &c->train_stop};
     return ic;
 }
 

@@ -229,6 +229,9 @@ typedef struct quarry_collection_config {
                                      vectors; 1 = off; default 4 */
     uint32_t ivf_train_rows;      /* train once this many rows have a vector; 0 =
                                      max(10000, 39*ivf_nlist) (>= 256 and >= ivf_nlist) */
+    uint64_t ivf_seed;            /* training sample and k-means initialisation: the same
+                                     rows and seed train the same index; 0 = derived
+                                     from the collection */
 } quarry_collection_config;
 
 /** Fill *cfg with defaults (dim 0, l2, flat, sync, 100 ms, english, k1 1.2, b 0.75). */

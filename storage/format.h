@@ -31,7 +31,8 @@
  *                        "index":"flat|hnsw|ivfpq", "durability":"sync|interval|none",
  *                        "interval_ms":N, "hnsw_m":N, "hnsw_ef_construction":N,
  *                        "hnsw_ef_search":N, "ivf_nlist":N, "pq_m":N, "ivf_nprobe":N,
- *                        "ivf_refine":N, "ivf_train_rows":N (both optional, 0 = default),
+ *                        "ivf_refine":N, "ivf_train_rows":N, "ivf_seed":N (optional,
+ *                        0 or absent = default),
  *                        "next_segment":N, "segments":[N, ...]}, ...]}
  *
  * A manifest is valid if and only if the magic and version match, the file is

@@ -60,7 +60,9 @@ int manifest_encode(const manifest *m, uint8_t **buf, size_t *len) {
             json_object_set_new(o, "bm25_b", json_real(c->bm25_b)) ||
             json_object_set_new(o, "ivf_refine", json_integer((json_int_t)c->ivf_refine)) ||
             json_object_set_new(o, "ivf_train_rows",
-                                json_integer((json_int_t)c->ivf_train_rows))) {
+                                json_integer((json_int_t)c->ivf_train_rows)) ||
+            (c->ivf_seed &&
+             json_object_set_new(o, "ivf_seed", json_integer((json_int_t)c->ivf_seed)))) {
             json_decref(o);
             goto nomem;
         }
@@ -211,12 +213,13 @@ int manifest_decode(const uint8_t *buf, size_t len, manifest *m) {
         if ((k1 && !json_is_number(k1)) || (bb && !json_is_number(bb)) || !(c->bm25_k1 >= 0) ||
             !(c->bm25_k1 < 1000) || !(c->bm25_b >= 0) || !(c->bm25_b <= 1))
             BAD("manifest: collection '%s': bad BM25 parameters", name);
-        uint64_t rf = 0, tr = 0;
+        uint64_t rf = 0, tr = 0, sd = 0;
         if ((json_object_get(o, "ivf_refine") && get_uint(o, "ivf_refine", 1000, &rf)) ||
             (json_object_get(o, "ivf_train_rows") &&
-             get_uint(o, "ivf_train_rows", UINT32_MAX, &tr)))
+             get_uint(o, "ivf_train_rows", UINT32_MAX, &tr)) ||
+            (json_object_get(o, "ivf_seed") && get_uint(o, "ivf_seed", INT64_MAX, &sd)))
             BAD("manifest: collection '%s': bad IVF parameters", name);
-        c->ivf_refine = (uint32_t)rf, c->ivf_train_rows = (uint32_t)tr;
+        c->ivf_refine = (uint32_t)rf, c->ivf_train_rows = (uint32_t)tr, c->ivf_seed = sd;
         json_t *ck = json_object_get(o, "checkpoint");
         if (ck) {
             const char *file = json_string_value(json_object_get(ck, "file"));

@@ -123,6 +123,7 @@ typedef struct manifest_coll {
     uint32_t hnsw_m, hnsw_ef_construction, hnsw_ef_search;
     uint32_t ivf_nlist, pq_m, ivf_nprobe;
     uint32_t ivf_refine, ivf_train_rows; /* optional in the file (0 = default) */
+    uint64_t ivf_seed;                   /* optional (0 = derived) */
     uint64_t next_segment;
     uint64_t *segments; /* q_malloc'd */
     size_t nsegments;
