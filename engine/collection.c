@@ -147,7 +147,10 @@ static void kill_row(struct quarry_coll *c, uint32_t r) {
         }
     }
     if ((rw->flags & ROW_TEXT) && !c->replaying && bm25_delete(c->text, r)) c->idx_changes++;
-    if (rw->meta) attr_index_remove(c->attrs, r, rw->meta);
+    if (rw->meta && !c->replaying) { /* replay indexes metadata at the end */
+        attr_index_remove(c->attrs, r, rw->meta);
+        c->idx_changes++;
+    }
     roaring_bitmap_remove(c->live, r);
     segstat *s = segstat_get(c, rw->segno);
     if (s) s->live_bytes -= rw->enc_len;
@@ -265,14 +268,21 @@ int coll_apply(struct quarry_coll *c, uint64_t segno, uint64_t lsn, const uint8_
         c->nlive++;
         ss->live_bytes += op.enc_len;
         roaring_bitmap_add(c->live, r);
-        if (rw->meta && attr_index_add(c->attrs, r, rw->meta) != 0) attr_failed = 1;
+        if (rw->meta && !c->replaying) {
+            if (attr_index_add(c->attrs, r, rw->meta) != 0)
+                attr_failed = 1;
+            else
+                c->idx_changes++;
+        }
         int64_t old = idmap_put(&c->map, c->rows, op.id, op.id_len, h, r);
         if (old >= 0) kill_row(c, (uint32_t)old);
     }
     if (ndeleted) *ndeleted = ndel;
     c->mem_lsn = lsn;
-    /* During replay the graph and the text index are built once at the end
-     * (or loaded from the checkpoint); the metadata index is kept as we go. */
+    /* During replay the graph, the text index and the metadata index are
+     * built once at the end (or loaded from the checkpoint): rows replaced or
+     * deleted later in the log are never indexed, and a checkpoint's rows
+     * need no indexing at all. */
     if (attr_failed) rc = q_err(QUARRY_NOMEM, "out of memory (metadata index)");
     if (!rc && c->graph && !c->replaying) rc = graph_insert_rows(c, newvec, nnew);
     if (!rc && !c->replaying) rc = coll_ivf_after_apply(c, newvec, nnew);
@@ -358,6 +368,31 @@ static int text_build_all(struct quarry_coll *c, uint32_t from) {
     return 0;
 }
 
+/* Index the metadata of live rows from `from` on, in row order. */
+static int attrs_build_all(struct quarry_coll *c, uint32_t from) {
+    for (uint32_t r = from; r < c->nrows; r++) {
+        const row *rw = &c->rows[r];
+        if (!(rw->flags & ROW_LIVE) || !rw->meta) continue;
+        int rc = attr_index_add(c->attrs, r, rw->meta);
+        if (rc) return q_err_prefix(rc, "building the metadata index");
+        c->idx_changes++;
+    }
+    return 0;
+}
+
+/* Rows below the checkpoint that are dead now (most died before it and are
+ * not in the index: removing them is a no-op) leave the loaded metadata
+ * index. Their metadata is gone (freed when they died), so by row number. */
+static int attrs_drop_dead(struct quarry_coll *c) {
+    roaring_bitmap_t *dead = roaring_bitmap_create();
+    if (!dead) return q_err(QUARRY_NOMEM, "out of memory");
+    for (uint32_t r = 0; r < c->ckpt_rows; r++)
+        if ((c->rows[r].flags & (ROW_LIVE | ROW_META)) == ROW_META) roaring_bitmap_add(dead, r);
+    if (!roaring_bitmap_is_empty(dead)) attr_index_remove_rows(c->attrs, dead);
+    roaring_bitmap_free(dead);
+    return 0;
+}
+
 static int graph_fresh(struct quarry_coll *c) {
     /* a new, empty graph holding the current vectors */
     hnsw *old = c->graph;
@@ -376,9 +411,11 @@ static int graph_fresh(struct quarry_coll *c) {
     return 0;
 }
 
-/* Load the checkpoint's sections; *have_graph / *have_text say which loaded. */
-static int load_checkpoint(struct quarry_coll *c, int *have_graph, int *have_text) {
-    *have_graph = *have_text = 0;
+/* Load the checkpoint's sections; *have_graph / *have_text / *have_attrs say
+ * which loaded. */
+static int load_checkpoint(struct quarry_coll *c, int *have_graph, int *have_text,
+                           int *have_attrs) {
+    *have_graph = *have_text = *have_attrs = 0;
     if (!c->ckpt_file[0]) return QUARRY_NOTFOUND;
     if (c->mem_lsn < c->ckpt_lsn || c->ckpt_rows_seen != c->ckpt_rows || c->ckpt_rows > c->nrows)
         return q_err(QUARRY_CORRUPT, "checkpoint %s does not match the log (LSN %" PRIu64
@@ -406,6 +443,11 @@ static int load_checkpoint(struct quarry_coll *c, int *have_graph, int *have_tex
             if ((rc = bm25_deserialize(c->text, sec, slen)))
                 q_err_prefix(rc, "checkpoint %s: the text index does not decode", c->ckpt_file);
             *have_text = !rc;
+        } else if (kind == CKPT_SECTION_ATTRS && !*have_attrs) {
+            if ((rc = attr_index_deserialize(c->attrs, sec, slen, c->ckpt_rows)))
+                q_err_prefix(rc, "checkpoint %s: the metadata index does not decode",
+                             c->ckpt_file);
+            *have_attrs = !rc;
         } else {
             rc = q_err(QUARRY_CORRUPT, "checkpoint %s: unexpected section %u", c->ckpt_file, kind);
         }
@@ -422,13 +464,13 @@ static int load_checkpoint(struct quarry_coll *c, int *have_graph, int *have_tex
             hnsw_delete(c->graph, r);
         if (*have_text && (rw->flags & ROW_TEXT)) bm25_delete(c->text, r);
     }
-    return 0;
+    return *have_attrs ? attrs_drop_dead(c) : 0;
 }
 
 int coll_finish_replay(struct quarry_coll *c) {
     c->replaying = 0;
-    int have_graph = 0, have_text = 0;
-    int rc = load_checkpoint(c, &have_graph, &have_text);
+    int have_graph = 0, have_text = 0, have_attrs = 0;
+    int rc = load_checkpoint(c, &have_graph, &have_text, &have_attrs);
     if (rc != 0 && rc != QUARRY_NOTFOUND) {
         fprintf(stderr,
                 "quarry: warning: collection '%s': %s; rebuilding the indexes from the log\n",
@@ -437,12 +479,14 @@ int coll_finish_replay(struct quarry_coll *c) {
         ivfpq_free(c->ivf); /* retrained in the background */
         c->ivf = NULL;
         bm25_clear(c->text);
-        have_graph = have_text = 0;
+        attr_index_clear(c->attrs);
+        have_graph = have_text = have_attrs = 0;
     }
     q_err_clear();
     c->idx_changes = 0;
     if (c->graph && (rc = graph_build_all(c, have_graph ? c->ckpt_rows : 0))) return rc;
     if ((rc = text_build_all(c, have_text ? c->ckpt_rows : 0))) return rc;
+    if ((rc = attrs_build_all(c, have_attrs ? c->ckpt_rows : 0))) return rc;
     if ((rc = coll_ivf_finish_replay(c, c->ivf ? c->ckpt_rows : 0))) return rc;
     if (!have_graph && !have_text && !c->ckpt_file[0] && c->idx_changes == 0) return 0;
     return 0;
@@ -479,6 +523,10 @@ int coll_checkpoint(struct quarry_coll *c) {
     }
     if (changed && !rc && !(rc = bm25_serialize(c->text, &part, &plen))) {
         rc = add_section(&buf, &len, CKPT_SECTION_BM25, part, plen);
+        q_free(part);
+    }
+    if (changed && !rc && !(rc = attr_index_serialize(c->attrs, &part, &plen))) {
+        rc = add_section(&buf, &len, CKPT_SECTION_ATTRS, part, plen);
         q_free(part);
     }
     if (changed && !rc && c->ivf && !(rc = ivfpq_serialize(c->ivf, &part, &plen))) {

@@ -127,13 +127,13 @@ struct quarry_coll {
     roaring_bitmap_t *live; /* live rows (the universe of filters) */
 
     /* replay and checkpoints (hnsw kind) */
-    int replaying;           /* open in progress: the graph is built at the end */
+    int replaying;           /* open in progress: the indexes are built at the end */
     uint64_t mem_lsn;        /* LSN of the last batch applied to memory */
     char ckpt_file[64];      /* current checkpoint ("" = none) */
     uint64_t ckpt_lsn;
     uint32_t ckpt_rows;
     uint32_t ckpt_rows_seen; /* replay: rows numbered after the last batch <= ckpt_lsn */
-    uint64_t idx_changes;    /* graph and text changes since the checkpoint */
+    uint64_t idx_changes;    /* graph, text and metadata index changes since the checkpoint */
     uint64_t *live_vec;
     idmap map;
     uint64_t nlive, nlive_vec, ndead;
@@ -195,7 +195,7 @@ int coll_index_init(struct quarry_coll *c);
 int coll_finish_replay(struct quarry_coll *c);
 /* Write a checkpoint of the graph if it changed since the last one. */
 int coll_checkpoint(struct quarry_coll *c);
-/* Index changes (graph and text inserts and deletes) since the last checkpoint. */
+/* Index changes (graph, text and metadata inserts and deletes) since the last checkpoint. */
 uint64_t coll_checkpoint_due(struct quarry_coll *c);
 int coll_vacuum(struct quarry_coll *c);
 int coll_compact(struct quarry_coll *c, int force);

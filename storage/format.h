@@ -113,6 +113,8 @@
  *   56     ...   payload: sections, back to back:
  *                  0  4  section kind: 1 = HNSW graph (index/hnsw/hnsw_serde.c),
  *                                      2 = BM25 text index (index/text/bm25_serde.c)
+ *                                      3 = metadata (filter) index
+ *                                          (index/filter/attr_serde.c; layout below)
  *                                      4 = IVF-PQ centroids, codebooks and lists
  *                                          (index/ivfpq/ivfpq_serde.c; present once
  *                                          the collection is trained)
@@ -120,6 +122,24 @@
  *                  8  8  length L
  *                  16 L  the index's own serialisation (self-checksummed)
  *                A section kind appears at most once; unknown kinds are an error.
+ *
+ *   Section 3, the metadata index (all rows < the checkpoint's `rows`):
+ *     0   4  magic "QAI1"           4   4  version = 1
+ *     8   4  nfields                12  4  reserved, 0
+ *     16  .. nfields fields, names in strictly increasing byte order:
+ *              u32 name length, name bytes (no NUL)
+ *              bitmap exists (never empty), bitmap true, bitmap false
+ *              u32 nvalues, then per string value (strictly increasing byte
+ *                order): u32 length, the bytes, bitmap of its rows (not empty)
+ *              u32 nblocks, then per numeric block: u32 n (1..2048), n f64
+ *                values, n u32 rows -- (value, row) pairs strictly increasing
+ *                across the field, values finite, no row twice
+ *     ..  8  XXH3-64 of every byte before it
+ *     bitmap := u32 length L, then L bytes of CRoaring's portable format
+ *     A row holds at most one kind of value per field (strings, a number,
+ *     true, false), every value bitmap lies within the field's exists bitmap.
+ *     Rows that died after the checkpoint are removed from it by row number
+ *     on load (their metadata is gone by then); rows after it are added.
  *
  * The manifest names the collection's current checkpoint ("checkpoint":
  * {"file", "lsn", "rows"}). A checkpoint is USED only if the file is valid
@@ -165,6 +185,7 @@
 #define CKPT_KIND_INDEXES 1
 #define CKPT_SECTION_HNSW 1
 #define CKPT_SECTION_BM25 2
+#define CKPT_SECTION_ATTRS 3
 #define CKPT_SECTION_IVFPQ 4
 #define CKPT_SECTION_HEADER 16
 

@@ -6,14 +6,19 @@
  *
  *   bench_restart [--dir DIR] [--rows 1000000] [--dim 128] [--batch 1000]
  *                 [--repeat 5] [--drop-caches] [--io auto|uring|posix]
- *                 [--keep] [--reuse] [--seed 42]
+ *                 [--keep] [--reuse] [--seed 42] [--meta]
+ *                 [--index flat|hnsw] [--m 16] [--ef-construction 200] [--no-rebuild]
  *
  * Build. A collection "bench" (dim, l2, flat, durability `none`) is filled
  * with --rows random vectors (uniform in [-1, 1), fixed seed, ids "r<i>") in
  * batches of --batch rows, then quarry_sync makes it durable and the database
  * is closed. Only the upsert + commit calls are timed (reported for
  * information). With --reuse and an existing database in --dir, the build is
- * skipped.
+ * skipped. With --meta every row also gets metadata with four fields: a
+ * keyword of 50 values, an integer price with ~100k distinct values, a
+ * boolean and an array of two tags out of 200, e.g.
+ *     {"cat":"c17","price":48213,"ok":true,"tags":["t3","t150"]}
+ * so the open also rebuilds (or loads) the metadata index.
  *
  * Restart. quarry_open is timed --repeat times; each open reads every segment
  * file, checks every record's checksum, decodes the batches and applies them
@@ -26,7 +31,15 @@
  *         is skipped with a warning otherwise).
  * For scale, a "read floor" is timed the same way: reading every file of the
  * database with read() in 4 MiB chunks and doing nothing else. open - floor
- * is roughly what decoding, checksums and applying cost.
+ * is roughly what decoding, checksums and applying cost. The process's CPU
+ * time during each warm open is reported too: on a shared machine it moves
+ * much less than the elapsed time.
+ *
+ * Without the checkpoint. For an HNSW collection (once: it takes minutes at
+ * 1M rows) or with --meta (--repeat times), the open is also timed with the
+ * index checkpoint hidden, so that every index is rebuilt from the log (the
+ * open warns; the close writes a fresh checkpoint, hidden again before the
+ * next run). --no-rebuild skips this.
  *
  * Size. disk_bytes is the sum of the sizes of the regular files under the
  * database directory; raw_bytes is rows * dim * 4; their ratio is the storage
@@ -63,6 +76,7 @@ typedef struct options {
     uint64_t seed;
     int hnsw;                 /* --index hnsw */
     int no_rebuild;           /* --no-rebuild: skip the open without checkpoint */
+    int meta;                 /* --meta: rows carry metadata */
     uint32_t m, ef_construction;
 } options;
 
@@ -172,6 +186,14 @@ static uint64_t coll_rows(quarry_db *db, uint32_t *dim) {
     return st.rows;
 }
 
+/* The --meta metadata of one row (see the header comment). */
+static void make_meta(char *buf, size_t cap, uint64_t *rng) {
+    uint64_t x = splitmix64(rng);
+    snprintf(buf, cap, "{\"cat\":\"c%u\",\"price\":%u,\"ok\":%s,\"tags\":[\"t%u\",\"t%u\"]}",
+             (unsigned)(x % 50), (unsigned)((x >> 8) % 100000), (x >> 40) & 1 ? "true" : "false",
+             (unsigned)((x >> 41) % 200), (unsigned)((x >> 49) % 200));
+}
+
 /* Fill the collection; returns the seconds spent in upsert + commit. */
 static double build(const options *o, const char *dir) {
     quarry_db *db = open_db(o, dir);
@@ -191,7 +213,8 @@ static double build(const options *o, const char *dir) {
     if ((rc = quarry_batch_new(c, &b))) die_rc("quarry_batch_new", rc);
     float *vecs = malloc(o->batch * o->dim * sizeof *vecs);
     char(*ids)[32] = malloc(o->batch * sizeof *ids);
-    if (!vecs || !ids) die("out of memory", NULL);
+    char(*metas)[96] = malloc(o->batch * sizeof *metas);
+    if (!vecs || !ids || !metas) die("out of memory", NULL);
     uint64_t rng = o->seed;
     double spent = 0;
     for (size_t i = 0; i < o->rows; i += o->batch) {
@@ -199,12 +222,17 @@ static double build(const options *o, const char *dir) {
         for (size_t k = 0; k < n * o->dim; k++)
             vecs[k] = (float)((double)(splitmix64(&rng) >> 11) * 0x1.0p-52 - 1.0);
         for (size_t k = 0; k < n; k++) snprintf(ids[k], sizeof ids[k], "r%zu", i + k);
+        for (size_t k = 0; o->meta && k < n; k++) make_meta(metas[k], sizeof metas[k], &rng);
         double t0 = now_s();
         for (size_t k = 0; k < n; k++) {
             quarry_row r = {0};
             r.id = ids[k];
             r.vector = vecs + k * o->dim;
             r.dim = o->dim;
+            if (o->meta) {
+                r.metadata = metas[k];
+                r.metadata_len = strlen(metas[k]);
+            }
             if ((rc = quarry_batch_upsert(b, &r))) die_rc("quarry_batch_upsert", rc);
         }
         if ((rc = quarry_batch_commit(b))) die_rc("quarry_batch_commit", rc);
@@ -214,6 +242,7 @@ static double build(const options *o, const char *dir) {
     }
     free(vecs);
     free(ids);
+    free(metas);
     quarry_batch_free(b);
     quarry_collection_close(c);
     double t0 = now_s();
@@ -223,14 +252,24 @@ static double build(const options *o, const char *dir) {
     return spent;
 }
 
-/* Time quarry_open `n` times into v[]; cold = drop the page cache first. */
+/* CPU seconds of the whole process (every thread): on a shared machine it
+ * moves much less than the elapsed time when other jobs compete. */
+static double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Time quarry_open `n` times into v[] (and its CPU time into cpu[]); cold =
+ * drop the page cache first. */
 static int time_opens(const options *o, const char *dir, uint64_t rows, int cold, double *v,
-                      int n) {
+                      double *cpu, int n) {
     for (int i = 0; i < n; i++) {
         if (cold && drop_caches() != 0) return -1;
-        double t0 = now_s();
+        double t0 = now_s(), c0 = cpu_s();
         quarry_db *db = open_db(o, dir);
         v[i] = now_s() - t0;
+        cpu[i] = cpu_s() - c0;
         if (coll_rows(db, NULL) != rows) die("row count after reopening does not match", NULL);
         int rc = quarry_close(db);
         if (rc) die_rc("quarry_close", rc);
@@ -239,9 +278,11 @@ static int time_opens(const options *o, const char *dir, uint64_t rows, int cold
     return 0;
 }
 
-/* Hide the collection's graph checkpoint so that the next open rebuilds the
- * graph from the log (the open warns and writes a new checkpoint at close). */
-static void hide_checkpoint(const char *dir) {
+/* Hide the collection's index checkpoint so that the next open rebuilds the
+ * indexes from the log (the open warns and writes a new checkpoint at close).
+ * Returns the number of files hidden (0: there was none, e.g. a collection
+ * without indexed data, or a build that does not checkpoint it). */
+static int hide_checkpoint(const char *dir) {
     char cdir[4200];
     snprintf(cdir, sizeof cdir, "%s/c-1", dir);
     DIR *d = opendir(cdir);
@@ -250,14 +291,14 @@ static void hide_checkpoint(const char *dir) {
     int hidden = 0;
     while ((e = readdir(d))) {
         size_t l = strlen(e->d_name);
-        if (strncmp(e->d_name, "ckpt-", 5) || l < 5 || strcmp(e->d_name + l - 5, ".hnsw")) continue;
+        if (strncmp(e->d_name, "ckpt-", 5) || l < 9 || strcmp(e->d_name + l - 4, ".idx")) continue;
         char from[4600], to[4700];
         snprintf(from, sizeof from, "%s/%s", cdir, e->d_name);
         snprintf(to, sizeof to, "%s.hidden", from);
         if (rename(from, to) == 0) hidden++;
     }
     closedir(d);
-    if (!hidden) die("no checkpoint to hide in", cdir);
+    return hidden;
 }
 
 static int time_reads(const char *dir, int cold, double *v, int n) {
@@ -271,7 +312,7 @@ static int time_reads(const char *dir, int cold, double *v, int n) {
 static void usage(void) {
     fprintf(stderr, "usage: bench_restart [--dir DIR] [--rows 1000000] [--dim 128] [--batch 1000]\n"
                     "                     [--repeat 5] [--drop-caches] [--io auto|uring|posix]\n"
-                    "                     [--keep] [--reuse] [--seed 42]\n"
+                    "                     [--keep] [--reuse] [--seed 42] [--meta]\n"
                     "                     [--index flat|hnsw] [--m 16] [--ef-construction 200]\n"
                     "                     [--no-rebuild]\n");
     exit(2);
@@ -297,6 +338,8 @@ static void parse_args(int argc, char **argv, options *o) {
             o->reuse = 1;
         else if (!strcmp(a, "--no-rebuild"))
             o->no_rebuild = 1;
+        else if (!strcmp(a, "--meta"))
+            o->meta = 1;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help") || i + 1 >= argc)
             usage();
         else {
@@ -388,15 +431,16 @@ int main(int argc, char **argv) {
     uint64_t raw = rows * dim * 4ull;
 
     g_buf = malloc(READ_CHUNK);
-    double *v = malloc((size_t)o.repeat * sizeof *v);
-    if (!g_buf || !v) die("out of memory", NULL);
-    stat3 open_warm, open_cold = {0}, read_warm, read_cold = {0};
-    time_opens(&o, dir, rows, 0, v, o.repeat);
+    double *v = malloc((size_t)o.repeat * sizeof *v), *cpu = malloc((size_t)o.repeat * sizeof *cpu);
+    if (!g_buf || !v || !cpu) die("out of memory", NULL);
+    stat3 open_warm, open_cold = {0}, read_warm, read_cold = {0}, open_cpu;
+    time_opens(&o, dir, rows, 0, v, cpu, o.repeat);
     open_warm = summarize(v, o.repeat);
+    open_cpu = summarize(cpu, o.repeat);
     time_reads(dir, 0, v, o.repeat);
     read_warm = summarize(v, o.repeat);
     if (o.drop_caches) {
-        if (time_opens(&o, dir, rows, 1, v, o.repeat) == 0) {
+        if (time_opens(&o, dir, rows, 1, v, cpu, o.repeat) == 0) {
             open_cold = summarize(v, o.repeat);
             time_reads(dir, 1, v, o.repeat);
             read_cold = summarize(v, o.repeat);
@@ -408,24 +452,34 @@ int main(int argc, char **argv) {
         }
     }
 
-    /* HNSW: the same open without the checkpoint, i.e. rebuilding the graph
-     * from the log (once: it takes minutes at 1M rows). */
-    stat3 rebuild = {0};
-    if (o.hnsw && !o.no_rebuild) {
-        hide_checkpoint(dir);
-        if (time_opens(&o, dir, rows, 0, v, 1) == 0) rebuild = summarize(v, 1);
+    /* The same open without the checkpoint, i.e. rebuilding the indexes from
+     * the log: HNSW once (it takes minutes at 1M rows), metadata --repeat
+     * times (each close writes a new checkpoint, hidden before each open). */
+    stat3 rebuild = {0}, rebuild_cpu = {0};
+    if ((o.hnsw || o.meta) && !o.no_rebuild) {
+        int n = o.hnsw ? 1 : o.repeat;
+        for (int i = 0; i < n; i++) {
+            if (!hide_checkpoint(dir))
+                fprintf(stderr, "bench_restart: note: no checkpoint to hide in %s/c-1\n", dir);
+            time_opens(&o, dir, rows, 0, v + i, cpu + i, 1);
+        }
+        rebuild = summarize(v, n);
+        rebuild_cpu = summarize(cpu, n);
     }
 
-    printf("# bench_restart: rows=%llu dim=%u io=%s repeat=%d files=%llu\n",
-           (unsigned long long)rows, dim, io_name, o.repeat, (unsigned long long)nfiles);
+    printf("# bench_restart: rows=%llu dim=%u io=%s repeat=%d files=%llu%s\n",
+           (unsigned long long)rows, dim, io_name, o.repeat, (unsigned long long)nfiles,
+           o.meta ? " meta=4 fields" : "");
     if (built)
         printf("# build (durability none, batches of %zu, then quarry_sync): %.0f rows/s\n",
                o.batch, (double)rows / build_s);
     printf("%-24s %12s %12s %12s\n", "", "median", "min", "max");
     print_row("open warm (ms)", open_warm, 1e3);
+    print_row("open warm, CPU (ms)", open_cpu, 1e3);
     print_row("open cold (ms)", open_cold, 1e3);
-    if (o.hnsw && rebuild.n) {
-        print_row("open, graph rebuilt (ms)", rebuild, 1e3);
+    if (rebuild.n) {
+        print_row("open, no checkpoint (ms)", rebuild, 1e3);
+        print_row("  the same, CPU (ms)", rebuild_cpu, 1e3);
         printf("%-24s %12.3f\n", "checkpoint / rebuild", open_warm.med / rebuild.med);
     }
     print_row("read floor warm (ms)", read_warm, 1e3);
@@ -451,6 +505,7 @@ int main(int argc, char **argv) {
     printf("\n");
 
     free(v);
+    free(cpu);
     free(g_buf);
     if (!o.keep)
         rm_rf(dir);

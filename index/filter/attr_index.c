@@ -371,6 +371,29 @@ static void num_remove(numidx *x, double v, uint32_t r) {
     }
 }
 
+int num_append_block(numidx *x, const double *v, const uint32_t *r, uint32_t n) {
+    if (n == 0 || n > NB_MAX) return QUARRY_INVALID;
+    for (uint32_t i = 0; i < n; i++)
+        if (col_reserve(x, r[i])) return QUARRY_NOMEM;
+    if (!x->rows && !(x->rows = roaring_bitmap_create())) return QUARRY_NOMEM;
+    roaring_bitmap_t *bm = roaring_bitmap_of_ptr(n, r);
+    if (!bm || num_open_block(x, x->nb) || nblk_reserve(&x->b[x->nb - 1], n)) {
+        if (bm) roaring_bitmap_free(bm);
+        if (x->nb && x->b[x->nb - 1].n == 0) num_close_block(x, x->nb - 1);
+        return QUARRY_NOMEM;
+    }
+    nblock *b = &x->b[x->nb - 1];
+    memcpy(b->v, v, n * sizeof *v);
+    memcpy(b->r, r, n * sizeof *r);
+    b->n = n;
+    roaring_bitmap_free(b->bm);
+    b->bm = bm;
+    roaring_bitmap_or_inplace(x->rows, bm);
+    for (uint32_t i = 0; i < n; i++) col_set(x, r[i], v[i]);
+    x->count += n;
+    return 0;
+}
+
 /* Position of the first value that is not before key: value > key when
  * strict, value >= key otherwise. Returns the block (nb when none). */
 static size_t num_bound(const numidx *x, double key, int strict, uint32_t *pos) {
@@ -691,6 +714,13 @@ void attr_index_free(attr_index *ai) {
     q_free(ai);
 }
 
+void attr_index_clear(attr_index *ai) {
+    for (size_t i = 0; i < ai->fields.cap; i++)
+        if (ai->fields.slot[i]) field_free((afield *)ai->fields.slot[i]);
+    q_free(ai->fields.slot);
+    memset(&ai->fields, 0, sizeof ai->fields);
+}
+
 const afield *attr_field(const attr_index *ai, uint64_t hash, const char *name, size_t len) {
     return (const afield *)htab_get(&ai->fields, hash, name, len);
 }
@@ -699,16 +729,12 @@ const svalue *afield_str(const afield *f, uint64_t hash, const char *s, size_t l
     return (const svalue *)htab_get(&f->strs, hash, s, len);
 }
 
-static afield *field_get(attr_index *ai, const char *name, int create) {
-    size_t len = strlen(name);
-    uint64_t h = filter_hash(name, len);
-    afield *f = (afield *)htab_get(&ai->fields, h, name, len);
-    if (f || !create) return f;
+afield *attr_field_create(attr_index *ai, const char *name, size_t len) {
     if (len > UINT32_MAX) return NULL;
-    f = q_calloc(1, sizeof *f + len + 1);
+    afield *f = q_calloc(1, sizeof *f + len + 1);
     if (!f) return NULL;
     memcpy(f->name, name, len);
-    f->h.hash = h;
+    f->h.hash = filter_hash(name, len);
     f->h.len = (uint32_t)len;
     f->h.s = f->name;
     if (!(f->exists = roaring_bitmap_create()) || htab_put(&ai->fields, &f->h)) {
@@ -716,6 +742,22 @@ static afield *field_get(attr_index *ai, const char *name, int create) {
         return NULL;
     }
     return f;
+}
+
+static afield *field_get(attr_index *ai, const char *name, int create) {
+    size_t len = strlen(name);
+    afield *f = (afield *)htab_get(&ai->fields, filter_hash(name, len), name, len);
+    if (f || !create) return f;
+    return attr_field_create(ai, name, len);
+}
+
+int attr_str_insert(afield *f, svalue *sv) {
+    if (htab_put(&f->strs, &sv->h)) return QUARRY_NOMEM;
+    if (sd_insert(&f->sorted, sv)) {
+        htab_del(&f->strs, &sv->h);
+        return QUARRY_NOMEM;
+    }
+    return 0;
 }
 
 static int str_add(afield *f, const char *s, size_t len, uint32_t row) {
@@ -734,13 +776,7 @@ static int str_add(afield *f, const char *s, size_t len, uint32_t row) {
             q_free(sv);
             return QUARRY_NOMEM;
         }
-        if (htab_put(&f->strs, &sv->h)) {
-            roaring_bitmap_free(sv->bm);
-            q_free(sv);
-            return QUARRY_NOMEM;
-        }
-        if (sd_insert(&f->sorted, sv)) {
-            htab_del(&f->strs, &sv->h);
+        if (attr_str_insert(f, sv)) {
             roaring_bitmap_free(sv->bm);
             q_free(sv);
             return QUARRY_NOMEM;
@@ -852,6 +888,87 @@ int attr_index_add(attr_index *ai, uint32_t row, const json_t *meta) {
         roaring_bitmap_add(f->exists, row);
     }
     return 0;
+}
+
+/* Drop the string values holding rows of `rows`: their bitmaps lose those
+ * rows, values left without rows leave the hash map and the sorted blocks
+ * (compacted in place, so nothing is allocated). */
+static void str_remove_rows(afield *f, const roaring_bitmap_t *rows) {
+    sdict *d = &f->sorted;
+    for (size_t bi = d->nb; bi-- > 0;) {
+        sblock *b = &d->b[bi];
+        uint32_t k = 0;
+        for (uint32_t i = 0; i < b->n; i++) {
+            svalue *sv = b->v[i];
+            if (roaring_bitmap_intersect(sv->bm, rows)) roaring_bitmap_andnot_inplace(sv->bm, rows);
+            if (!roaring_bitmap_is_empty(sv->bm)) {
+                b->v[k++] = sv;
+                continue;
+            }
+            htab_del(&f->strs, &sv->h);
+            roaring_bitmap_free(sv->bm);
+            q_free(sv);
+        }
+        b->n = k;
+        if (k == 0) sd_close_block(d, bi);
+    }
+}
+
+static bool num_remove_one(uint32_t r, void *x) {
+    num_remove(x, num_value(x, r), r);
+    return true;
+}
+
+/* The same for the numeric pairs. A few rows (at most 1/64 of the pairs)
+ * are removed one by one, found through their values by row (two binary
+ * searches each); many rows (or without the temporary bitmap) by compacting
+ * every block that holds any, closing emptied blocks and merging small
+ * neighbours. Removing 1,000 scattered rows of 1M (four fields) took 43 ms
+ * with compaction (it touches every block), 11 ms with single removals. */
+static void num_remove_rows(numidx *x, const roaring_bitmap_t *rows) {
+    if (!x->rows || !roaring_bitmap_intersect(x->rows, rows)) return;
+    roaring_bitmap_t *hit = roaring_bitmap_and(x->rows, rows);
+    if (hit && roaring_bitmap_get_cardinality(hit) <= x->count / 64) {
+        roaring_iterate(hit, num_remove_one, x);
+        roaring_bitmap_free(hit);
+        return;
+    }
+    if (hit) roaring_bitmap_free(hit);
+    for (size_t bi = x->nb; bi-- > 0;) {
+        nblock *b = &x->b[bi];
+        if (!roaring_bitmap_intersect(b->bm, rows)) continue;
+        uint32_t k = 0;
+        for (uint32_t i = 0; i < b->n; i++) {
+            if (!roaring_bitmap_contains(rows, b->r[i])) {
+                b->v[k] = b->v[i];
+                b->r[k++] = b->r[i];
+                continue;
+            }
+            col_clear(x, b->r[i]);
+            x->count--;
+        }
+        b->n = k;
+        roaring_bitmap_andnot_inplace(b->bm, rows);
+        if (k == 0) num_close_block(x, bi);
+    }
+    roaring_bitmap_andnot_inplace(x->rows, rows);
+    for (size_t bi = 0; bi + 1 < x->nb;) {
+        size_t before = x->nb;
+        if (x->b[bi].n < NB_MAX / 4 || x->b[bi + 1].n < NB_MAX / 4) num_merge(x, bi);
+        if (x->nb == before) bi++;
+    }
+}
+
+void attr_index_remove_rows(attr_index *ai, const roaring_bitmap_t *rows) {
+    for (size_t i = 0; i < ai->fields.cap; i++) {
+        afield *f = (afield *)ai->fields.slot[i];
+        if (!f || !roaring_bitmap_intersect(f->exists, rows)) continue;
+        roaring_bitmap_andnot_inplace(f->exists, rows);
+        if (f->btrue) roaring_bitmap_andnot_inplace(f->btrue, rows);
+        if (f->bfalse) roaring_bitmap_andnot_inplace(f->bfalse, rows);
+        str_remove_rows(f, rows);
+        num_remove_rows(&f->num, rows);
+    }
 }
 
 static void bm_optimize(roaring_bitmap_t *bm) {

@@ -79,10 +79,11 @@
  * timestamps) fills blocks completely. attr_index.c has the measurements.
  *
  * THREADS. A compiled filter_expr is immutable: share it freely. Any number
- * of threads may run filter_eval / attr_index_memory on one index at once;
- * attr_index_add, _remove and _optimize need exclusive access (the host's
- * write lock). CRoaring allocates with malloc (this version has no hooks),
- * everything else goes through q_malloc.
+ * of threads may run filter_eval / attr_index_memory / attr_index_serialize
+ * on one index at once; attr_index_add, _remove, _remove_rows, _clear,
+ * _optimize and _deserialize need exclusive access (the host's write lock).
+ * CRoaring allocates with malloc (this version has no hooks), everything
+ * else goes through q_malloc.
  */
 #ifndef QUARRY_FILTER_H
 #define QUARRY_FILTER_H
@@ -119,6 +120,16 @@ int attr_index_add(attr_index *ai, uint32_t row, const json_t *meta);
  * QUARRY_INVALID (meta is not an object). */
 int attr_index_remove(attr_index *ai, uint32_t row, const json_t *meta);
 
+/* Forget every row of `rows` (a bitmap), whatever values the index holds
+ * for them: for a host that no longer has the rows' metadata (rows that died
+ * after a checkpoint was written). Touches only the fields, values and
+ * numeric blocks holding such rows; cannot fail (it allocates one temporary
+ * bitmap at most, and takes a slower path without it). */
+void attr_index_remove_rows(attr_index *ai, const roaring_bitmap_t *rows);
+
+/* Forget everything: the index is empty (and usable) afterwards. */
+void attr_index_clear(attr_index *ai);
+
 /* Compress the bitmaps (run containers) and release spare capacity; for the
  * host to call after a bulk load or at checkpoints (write lock). */
 void attr_index_optimize(attr_index *ai);
@@ -128,6 +139,20 @@ size_t attr_index_memory(const attr_index *ai);
 
 /* Number of distinct fields seen. */
 size_t attr_index_field_count(const attr_index *ai);
+
+/*
+ * The index to and from bytes (format in attr_serde.c): versioned,
+ * self-describing, checksummed. serialize needs only read access (the
+ * host's read lock) and returns a q_malloc'd buffer: 0 or QUARRY_NOMEM.
+ * deserialize replaces the index's content with the decoded one; the bytes
+ * are treated as hostile: anything inconsistent (or any row >= `rows`, the
+ * host's row count) gives QUARRY_CORRUPT with a message, and any failure
+ * (CORRUPT or NOMEM) leaves the index empty. It never reads outside
+ * buf[0..len) and allocates in proportion to len (plus one row -> value page
+ * table of at most rows / 4096 entries per numeric field).
+ */
+int attr_index_serialize(const attr_index *ai, uint8_t **buf, size_t *len);
+int attr_index_deserialize(attr_index *ai, const uint8_t *buf, size_t len, uint32_t rows);
 
 /* ------------------------------------------------------------ expressions */
 

@@ -121,6 +121,17 @@ struct attr_index {
 const afield *attr_field(const attr_index *ai, uint64_t hash, const char *name, size_t len);
 const svalue *afield_str(const afield *f, uint64_t hash, const char *s, size_t len);
 
+/* Bulk construction, for the decoder (attr_serde.c). A new field named
+ * name[0..len) (not present; empty exists bitmap), or NULL (out of memory). */
+afield *attr_field_create(attr_index *ai, const char *name, size_t len);
+/* Enter string value sv (not present; sv->bm set) into f's hash map and
+ * sorted blocks. 0, or NOMEM with f unchanged (sv still the caller's). */
+int attr_str_insert(afield *f, svalue *sv);
+/* Append a block of n (1..NB_MAX) pairs, in order and all after x's last
+ * pair, each row not in x yet: the block, its bitmap, x->rows, the values by
+ * row, the count. 0, NOMEM or INVALID (bad n); the caller checks the order. */
+int num_append_block(numidx *x, const double *v, const uint32_t *r, uint32_t n);
+
 /* --------------------------------------------------------- union builder */
 
 /* Collects bitmaps (borrowed) and loose rows whose union is wanted. */

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Fuzz target: the checkpoint file decoder, its section walker, and the two
+ * Fuzz target: the checkpoint file decoder, its section walker, and the
  * index decoders behind it: the HNSW graph (on an index of 64 nodes of
- * dimension 4, the corpus's shape) and the BM25 text index.
+ * dimension 4, the corpus's shape), the BM25 text index and the metadata
+ * index (tests/fuzz/fuzz_attrs.c fuzzes that one on its own too).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "fuzz.h"
 
 #include "common/qcommon.h"
+#include "index/filter/filter.h"
 #include "index/hnsw/hnsw.h"
 #include "index/text/text.h"
 #include "storage/storage.h"
@@ -45,7 +47,10 @@ static void one(const uint8_t *data, size_t size) {
     hnsw_config cfg = {FLAT_L2, 4, 8, 32, 1, NULL};
     hnsw *h = NULL;
     bm25 *t = NULL;
-    if (hnsw_new(&cfg, &h) != 0 || hnsw_reserve(h, 64) != 0 || bm25_new(NULL, &t) != 0) goto out;
+    attr_index *ai = NULL;
+    if (hnsw_new(&cfg, &h) != 0 || hnsw_reserve(h, 64) != 0 || bm25_new(NULL, &t) != 0 ||
+        attr_index_new(&ai) != 0)
+        goto out;
     for (uint32_t n = 0; n < 64; n++) {
         float *v = hnsw_vector(h, n);
         for (int j = 0; j < 4; j++) v[j] = (float)((n * 7 + j * 13) % 17);
@@ -68,10 +73,22 @@ static void one(const uint8_t *data, size_t size) {
             bm25_search_params p = {5, BM25_OR, NULL, NULL, 0, NULL};
             (void)bm25_search(t, "alpha \"beta gamma\"", 18, &p, hits, &n);
         }
+        if (kind == CKPT_SECTION_ATTRS && attr_index_deserialize(ai, sec, slen, 64) == 0) {
+            filter_expr *e;
+            const char *f = "{\"or\":[{\"g\":\"a\"},{\"range\":{\"field\":\"n\",\"gt\":0}}]}";
+            roaring_bitmap_t *u = roaring_bitmap_create(), *res = NULL;
+            if (u && filter_compile(f, strlen(f), &e) == 0) {
+                roaring_bitmap_add_range(u, 0, 64);
+                if (filter_eval(e, ai, u, &res) == 0 && res) roaring_bitmap_free(res);
+                filter_expr_free(e);
+            }
+            if (u) roaring_bitmap_free(u);
+        }
     }
     /* the graph decoder alone, on raw bytes */
     (void)hnsw_deserialize(h, data, size, 64);
 out:
     hnsw_free(h);
     bm25_free(t);
+    attr_index_free(ai);
 }

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "common/qcommon.h"
+#include "index/filter/filter.h"
 #include "index/hnsw/hnsw.h"
 #include "index/text/text.h"
 #include "storage/format.h"
@@ -28,6 +29,55 @@ static void put(const char *target, const char *name, const void *p, size_t n) {
         exit(1);
     }
     fclose(f);
+}
+
+/* A metadata index over rows [0, n): every kind of value (keyword, boolean,
+ * integers and reals with -0.0, strings with the empty one, string arrays,
+ * a field changing type, null), a few rows without a field or removed. The
+ * caller serialises and frees it. */
+static attr_index *attrs_sample(uint32_t n, int optimize) {
+    attr_index *ai;
+    if (attr_index_new(&ai)) exit(1);
+    for (uint32_t r = 0; r < n; r++) {
+        char kw[8], s[8];
+        snprintf(kw, sizeof kw, "k%u", r % 5);
+        snprintf(s, sizeof s, "%.*s", (int)(r % 4), "bcd");
+        json_t *m = json_pack("{s:s,s:b,s:i,s:f,s:s,s:[s,s]}", "kw", kw, "flag", r % 3 == 0, "n",
+                              (int)(r * 7919 % 101) - 50, "x", r % 17 ? r / 8.0 : -0.0, "s", s,
+                              "tags", r % 2 ? "t1" : "t2", "t3");
+        json_t *mixed = r % 4 == 0 ? json_integer(3) : r % 4 == 1 ? json_string("m3") : NULL;
+        json_object_set_new(m, "mixed", mixed ? mixed : r % 4 == 2 ? json_true() : json_null());
+        if (r % 11 == 5) json_object_del(m, "kw");
+        if (attr_index_add(ai, r, m)) exit(1);
+        if (r % 13 == 7 && attr_index_remove(ai, r, m)) exit(1);
+        json_decref(m);
+    }
+    if (optimize) attr_index_optimize(ai);
+    return ai;
+}
+
+/* Rows [0, n) with one field, `{"<field>": value}`: bitset containers (more
+ * than 4096 rows) or several numeric blocks (more than 2048 numbers). */
+static attr_index *attrs_one_field(uint32_t n, const char *field, int number) {
+    attr_index *ai;
+    if (attr_index_new(&ai)) exit(1);
+    for (uint32_t r = 0; r < n; r++) {
+        json_t *m = number ? json_pack("{s:i}", field, (int)(r % 300))
+                           : json_pack("{s:b}", field, r % 7 != 0);
+        if (attr_index_add(ai, r, m)) exit(1);
+        json_decref(m);
+    }
+    return ai;
+}
+
+/* Write ai's serialisation as a fuzz_attrs seed and free ai. */
+static void put_attrs(const char *name, attr_index *ai) {
+    uint8_t *b;
+    size_t l;
+    if (attr_index_serialize(ai, &b, &l)) exit(1);
+    put("fuzz_attrs", name, b, l);
+    q_free(b);
+    attr_index_free(ai);
 }
 
 /* A BATCH record of `nops` upserts (salt 0) at buf; returns its length. */
@@ -152,10 +202,35 @@ int main(int argc, char **argv) {
     put_u64(ck + 48, fuzz_xxh3(ck, 48));
     put("fuzz_checkpoint", "graph-file", ck, CKPT_HEADER_LEN + plen);
     put("fuzz_checkpoint", "sections", payload, plen);
+    /* the same with the metadata index of the 64 rows */
+    {
+        attr_index *ai = attrs_sample(64, 0);
+        uint8_t *ab;
+        size_t al;
+        if (attr_index_serialize(ai, &ab, &al) || plen + CKPT_SECTION_HEADER + al > sizeof ck)
+            return 1;
+        put_u32(payload + plen, CKPT_SECTION_ATTRS), put_u32(payload + plen + 4, 0);
+        put_u64(payload + plen + 8, al);
+        memcpy(payload + plen + CKPT_SECTION_HEADER, ab, al);
+        size_t alen = plen + CKPT_SECTION_HEADER + al;
+        put_u64(ck + 32, alen);
+        put_u64(ck + 40, fuzz_xxh3(payload, alen));
+        put_u64(ck + 48, fuzz_xxh3(ck, 48));
+        put("fuzz_checkpoint", "attrs-file", ck, CKPT_HEADER_LEN + alen);
+        q_free(ab);
+        attr_index_free(ai);
+    }
     q_free(tb);
     bm25_free(t);
     q_free(gb);
     hnsw_free(h);
+
+    /* metadata indexes: small, with run containers, with bitset containers,
+     * with several numeric blocks */
+    put_attrs("small", attrs_sample(40, 0));
+    put_attrs("optimized", attrs_sample(300, 1));
+    put_attrs("bitsets", attrs_one_field(4500, "flag", 0));
+    put_attrs("blocks", attrs_one_field(2200, "n", 1));
 
     /* filters and metadata */
     const char *texts[] = {"{\"lang\":\"en\"}", "{\"n\":3,\"ok\":true}", "{\"tags\":\"a\"}",

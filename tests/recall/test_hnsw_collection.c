@@ -7,6 +7,14 @@
  * loads the checkpoint and gives identical results; a crash after the
  * checkpoint replays the tail; a damaged checkpoint is ignored and the graph
  * rebuilt from the log; compaction rebuilds the graph.
+ *
+ * The metadata index is checkpointed too: after a crash whose tail deletes
+ * rows, updates others' metadata and adds rows, filtered searches (exact and
+ * graph; booleans, a keyword, a numeric range, tags, not/and/in/exists) give
+ * exactly the results the crashed process saw, when the index comes from the
+ * checkpoint (no warning), from an older checkpoint without the metadata
+ * section (rebuilt alone, no warning) and from a checkpoint whose metadata
+ * section is damaged (a warning, everything rebuilt).
  */
 #include "t.h"
 #include "tdb.h"
@@ -14,8 +22,15 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "common/qcommon.h"
+#include "storage/format.h"
 
 #define DIM 32
 #define N 12000
@@ -30,16 +45,30 @@ static void make_vec(uint64_t i, float *v) {
     for (int j = 0; j < DIM; j++) v[j] = c[j] + 0.8f * t_randf(&s);
 }
 
-static void upsert_rows(quarry_coll *c, uint64_t from, uint64_t to) {
+/* Row i's metadata: p50: half the rows; p5: 1 in 20; p01: 1 in 1000; a
+ * keyword g of 7 values and a number n of 100. An update (version 1) moves
+ * the row into p5, renames its keyword, changes n and adds tags. */
+static void row_meta(uint64_t i, int version, char *meta, size_t cap) {
+    const char *p50 = i % 2 ? "true" : "false";
+    if (version == 0)
+        snprintf(meta, cap, "{\"p50\":%s,\"p5\":%s,\"p01\":%s,\"g\":\"g%u\",\"n\":%u}", p50,
+                 i % 20 == 3 ? "true" : "false", i % 1000 == 7 ? "true" : "false",
+                 (unsigned)(i % 7), (unsigned)(i % 100));
+    else
+        snprintf(meta, cap,
+                 "{\"p50\":%s,\"p5\":true,\"g\":\"upd\",\"n\":%u,\"tags\":[\"t%u\",\"u\"]}", p50,
+                 (unsigned)(i * 7 % 100), (unsigned)(i % 3));
+}
+
+static void upsert_rows_v(quarry_coll *c, uint64_t from, uint64_t to, uint64_t step, int version) {
     quarry_batch *b;
     T_ASSERT_OK(quarry_batch_new(c, &b));
-    for (uint64_t i = from; i < to; i++) {
-        char id[32], meta[96];
+    for (uint64_t i = from; i < to; i += step) {
+        if (version && (i % 5 == 0 || i % 7 == 1)) continue; /* updates: live rows only */
+        char id[32], meta[160];
         float v[DIM];
         snprintf(id, sizeof id, "r%llu", (unsigned long long)i);
-        /* p50: half the rows; p5: 1 in 20; p01: 1 in 1000 */
-        snprintf(meta, sizeof meta, "{\"p50\":%s,\"p5\":%s,\"p01\":%s}", i % 2 ? "true" : "false",
-                 i % 20 == 3 ? "true" : "false", i % 1000 == 7 ? "true" : "false");
+        row_meta(i, version, meta, sizeof meta);
         make_vec(i, v);
         quarry_row r = {.id = id, .vector = v, .dim = DIM, .metadata = meta};
         T_ASSERT_OK(quarry_batch_upsert(b, &r));
@@ -47,6 +76,10 @@ static void upsert_rows(quarry_coll *c, uint64_t from, uint64_t to) {
     }
     T_ASSERT_OK(quarry_batch_commit(b));
     quarry_batch_free(b);
+}
+
+static void upsert_rows(quarry_coll *c, uint64_t from, uint64_t to) {
+    upsert_rows_v(c, from, to, 1, 0);
 }
 
 static quarry_result *search(quarry_coll *c, const float *q, uint32_t ef, int exact,
@@ -117,6 +150,138 @@ static char *find_ckpt(const char *dir) {
         }
     closedir(d);
     return found;
+}
+
+/* Filters over every kind of metadata value (the graph walk and the exact
+ * path both run: selectivity from ~1% to ~40%). */
+static const char *const FILTERS[] = {
+    "{\"p5\":true}",
+    "{\"g\":\"g3\"}",
+    "{\"range\":{\"field\":\"n\",\"gte\":10,\"lt\":30}}",
+    "{\"and\":[{\"p50\":true},{\"not\":{\"g\":\"g2\"}}]}",
+    "{\"in\":{\"field\":\"g\",\"values\":[\"g1\",\"upd\"]}}",
+    "{\"exists\":\"tags\"}",
+    "{\"tags\":\"t1\"}",
+    "{\"p01\":true}",
+};
+
+/* The result ids of 10 queries per filter: exact (graph = 0) or through the
+ * graph (ef 64). */
+static char *filtered_fingerprint(quarry_coll *c, int graph) {
+    size_t cap = 1 << 20, len = 0;
+    char *out = malloc(cap);
+    out[0] = 0;
+    for (size_t f = 0; f < sizeof FILTERS / sizeof *FILTERS; f++)
+        for (int qi = 0; qi < 10; qi++) {
+            float q[DIM];
+            make_vec(2000000 + (uint64_t)qi, q);
+            quarry_result *r = search(c, q, 64, !graph, FILTERS[f]);
+            for (size_t i = 0; i < quarry_result_count(r); i++)
+                len += (size_t)snprintf(out + len, cap - len, "%s,", quarry_result_id(r, i, NULL));
+            len += (size_t)snprintf(out + len, cap - len, ";");
+            quarry_result_free(r);
+        }
+    return out;
+}
+
+static void write_file(const char *path, const void *p, size_t n) {
+    FILE *f = fopen(path, "wb");
+    T_ASSERT(f && fwrite(p, 1, n, f) == n);
+    fclose(f);
+}
+
+static char *read_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    T_ASSERT(f != NULL);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *p = malloc((size_t)len + 1);
+    T_ASSERT(fread(p, 1, (size_t)len, f) == (size_t)len);
+    p[len] = 0;
+    fclose(f);
+    if (n) *n = (size_t)len;
+    return p;
+}
+
+/* Open read-only (no checkpoint is written at close, so the checkpoint and
+ * the log tail stay as they are), with what the open prints on stderr in
+ * *err. */
+static quarry_db *open_ro(const char *dir, quarry_coll **c, char **err) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s.stderr", dir);
+    fflush(stderr);
+    int saved = dup(2), fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+    T_ASSERT(saved >= 0 && fd >= 0);
+    dup2(fd, 2);
+    close(fd);
+    quarry_options o;
+    quarry_options_init(&o);
+    o.read_only = 1;
+    quarry_db *db;
+    int rc = quarry_open(dir, &o, &db);
+    if (!rc) rc = quarry_collection_open(db, "h", c);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    *err = read_file(path, NULL);
+    unlink(path);
+    if (rc) T_FAIL("read-only open: %s (%s); stderr: %s", quarry_errmsg(), quarry_errstr(rc), *err);
+    return db;
+}
+
+/* Rewrite the checkpoint file at path without section `drop`, or with one
+ * byte of section `flip` changed, sealing both file checksums again (as if
+ * written that way). 1 if the section was there. */
+static int rewrite_ckpt(const char *path, uint32_t drop, uint32_t flip) {
+    size_t len;
+    uint8_t *in = (uint8_t *)read_file(path, &len), *out = malloc(len);
+    T_ASSERT(len >= CKPT_HEADER_LEN);
+    memcpy(out, in, CKPT_HEADER_LEN);
+    size_t o = CKPT_HEADER_LEN;
+    int found = 0;
+    for (size_t off = CKPT_HEADER_LEN; off + CKPT_SECTION_HEADER <= len;) {
+        uint32_t kind = get_u32(in + off);
+        size_t slen = (size_t)get_u64(in + off + 8), whole = CKPT_SECTION_HEADER + slen;
+        T_ASSERT(whole <= len - off);
+        if (kind == drop || kind == flip) found = 1;
+        if (kind != drop) {
+            memcpy(out + o, in + off, whole);
+            if (kind == flip) out[o + CKPT_SECTION_HEADER + slen / 2] ^= 0x55;
+            o += whole;
+        }
+        off += whole;
+    }
+    put_u64(out + 32, o - CKPT_HEADER_LEN);
+    put_u64(out + 40, XXH3_64bits(out + CKPT_HEADER_LEN, o - CKPT_HEADER_LEN));
+    put_u64(out + 48, XXH3_64bits(out, 48));
+    write_file(path, out, o);
+    free(in);
+    free(out);
+    return found;
+}
+
+/* The crashed process's filtered results (exact, then graph) against a
+ * read-only reopen. want_warning: NULL = the open must not warn. */
+static void check_filtered_reopen(const char *dir, const char *exact, const char *graph,
+                                  const char *want_warning, const char *what) {
+    quarry_coll *c;
+    char *err;
+    quarry_db *db = open_ro(dir, &c, &err);
+    if (want_warning ? !strstr(err, want_warning) : strstr(err, "warning") != NULL)
+        T_FAIL("%s: the open printed \"%s\"", what, err);
+    char *e = filtered_fingerprint(c, 0);
+    T_ASSERT_STREQ(e, exact);
+    if (graph) { /* the same graph (checkpoint + tail): the same walk */
+        char *g = filtered_fingerprint(c, 1);
+        T_ASSERT_STREQ(g, graph);
+        free(g);
+    }
+    printf("filtered results after a reopen %s: identical\n", what);
+    free(e);
+    free(err);
+    quarry_collection_close(c);
+    T_ASSERT_OK(quarry_close(db));
 }
 
 int main(void) {
@@ -192,23 +357,64 @@ int main(void) {
     quarry_collection_close(c);
     quarry_close(db);
 
-    /* a crash after the checkpoint: the tail is replayed into the graph */
+    /* a crash after the checkpoint: the tail is replayed into the graph. The
+     * tail also deletes rows the checkpoint holds (1 in 7) and updates the
+     * metadata of others (1 in 11); the crashed process's filtered results
+     * are kept in a file. */
+    char fp_path[4200];
+    snprintf(fp_path, sizeof fp_path, "%s.filtered", dir);
     pid_t pid = fork();
     if (pid == 0) {
         quarry_db *cdb = tdb_open(dir, "uring", 0);
         quarry_coll *cc;
         T_ASSERT_OK(quarry_collection_open(cdb, "h", &cc));
         upsert_rows(cc, N, N + 3000);
+        quarry_batch *cb;
+        T_ASSERT_OK(quarry_batch_new(cc, &cb));
+        for (uint64_t i = 1; i < N; i += 7) {
+            char id[32];
+            snprintf(id, sizeof id, "r%llu", (unsigned long long)i);
+            if (i % 5) T_ASSERT_OK(quarry_batch_delete(cb, id, 0));
+        }
+        T_ASSERT_OK(quarry_batch_commit(cb));
+        quarry_batch_free(cb);
+        upsert_rows_v(cc, 2, N, 11, 1);
+        char *fe = filtered_fingerprint(cc, 0), *fg = filtered_fingerprint(cc, 1);
+        size_t le = strlen(fe), lg = strlen(fg);
+        fe = realloc(fe, le + lg + 2);
+        fe[le] = '\n';
+        memcpy(fe + le + 1, fg, lg + 1);
+        write_file(fp_path, fe, le + lg + 1);
         T_ASSERT_OK(quarry_sync(cdb));
         _exit(0); /* no close: no new checkpoint */
     }
     int st;
     waitpid(pid, &st, 0);
     T_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    char *fp_exact = read_file(fp_path, NULL), *fp_graph = strchr(fp_exact, '\n');
+    T_ASSERT(fp_graph != NULL);
+    *fp_graph++ = 0;
+    unlink(fp_path);
+    check_filtered_reopen(dir, fp_exact, fp_graph, NULL, "from the checkpoint");
+    free(ck);
+    ck = find_ckpt(dir);
+    T_ASSERT(ck != NULL);
+    size_t ck_len;
+    char *ck_bytes = read_file(ck, &ck_len);
+    T_ASSERT(rewrite_ckpt(ck, CKPT_SECTION_ATTRS, 0));
+    check_filtered_reopen(dir, fp_exact, fp_graph, NULL, "without the metadata section");
+    write_file(ck, ck_bytes, ck_len);
+    T_ASSERT(rewrite_ckpt(ck, 0, CKPT_SECTION_ATTRS));
+    check_filtered_reopen(dir, fp_exact, NULL, "metadata index does not decode",
+                          "with a damaged metadata section");
+    write_file(ck, ck_bytes, ck_len);
+    free(ck_bytes);
     db = tdb_open(dir, "uring", 0);
     T_ASSERT_OK(quarry_collection_open(db, "h", &c));
     T_ASSERT_OK(quarry_collection_stats(c, &cs));
-    T_ASSERT_EQ(cs.rows, N - N / 5 + 3000);
+    uint64_t tail_deleted = 0;
+    for (uint64_t i = 1; i < N; i += 7) tail_deleted += i % 5 != 0;
+    T_ASSERT_EQ(cs.rows, N - N / 5 + 3000 - tail_deleted);
     r = recall(c, 64, NULL, NULL);
     printf("recall@10 after checkpoint + replayed tail: %.4f\n", r);
     T_ASSERT(r >= 0.95);
@@ -240,6 +446,9 @@ int main(void) {
     r = recall(c, 64, NULL, NULL);
     printf("recall@10 after a damaged checkpoint (rebuilt): %.4f\n", r);
     T_ASSERT(r >= 0.95);
+    char *rebuilt = filtered_fingerprint(c, 0);
+    T_ASSERT_STREQ(rebuilt, fp_exact);
+    free(rebuilt);
 
     /* compaction renumbers rows and rebuilds the graph */
     T_ASSERT_OK(quarry_collection_compact(c, 1));
@@ -258,7 +467,7 @@ int main(void) {
     T_ASSERT_STREQ(after, before);
     quarry_collection_close(c);
     quarry_close(db);
-    free(before), free(after), free(ck);
+    free(before), free(after), free(ck), free(fp_exact);
     t_rmdir(dir);
     free(dir);
     return 0;
