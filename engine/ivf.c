@@ -147,19 +147,9 @@ static int train_snapshot(struct quarry_coll *c, ivfpq **out, uint32_t **rows_ou
         return q_err(QUARRY_NOMEM, "out of memory (IVF-PQ training sample)");
     }
     memcpy(pick, rows, n * sizeof *pick);
-    uint64_t rng = ic.seed;
-    for (size_t i = 0; i < ns; i++) {
-        rng += 0x9e3779b97f4a7c15ull;
-        uint64_t z = rng;
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        z ^= z >> 31;
-        size_t j = i + (size_t)(z % (n - i));
-        uint32_t t = pick[i];
-        pick[i] = pick[j];
-        pick[j] = t;
+    ivfpq_sample(pick, n, ns, ic.seed);
+    for (size_t i = 0; i < ns; i++)
         memcpy(sample + i * dim, c->vecs + (size_t)pick[i] * dim, dim * sizeof *sample);
-    }
     pthread_rwlock_unlock(&c->rw);
     q_free(pick);
 

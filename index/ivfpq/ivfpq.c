@@ -221,13 +221,9 @@ int ivfpq_train(ivfpq *ix, const float *base, const uint32_t *rows, size_t n, si
         goto out;
     }
     /* one seeded sample; the coarse and the PQ training take prefixes of it */
-    uint64_t rng = ix->cfg.seed ^ 0x69766670717472ull;
     for (size_t i = 0; i < n; i++) perm[i] = (uint32_t)i;
+    ivfpq_sample(perm, n, ns, ix->cfg.seed ^ 0x69766670717472ull);
     for (size_t i = 0; i < ns; i++) {
-        size_t j = i + (size_t)(ivf_rand(&rng) % (n - i));
-        uint32_t t = perm[i];
-        perm[i] = perm[j];
-        perm[j] = t;
         size_t src = rows ? rows[perm[i]] : perm[i];
         memcpy(x + i * dim, base + src * stride, dim * sizeof *x);
     }

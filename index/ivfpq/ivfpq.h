@@ -84,6 +84,13 @@ int ivfpq_kmeans(const float *base, size_t n, size_t stride, size_t dim, size_t 
                  const volatile int *cancel, float *cent);
 
 /*
+ * Seeded sampling without replacement: a partial Fisher-Yates shuffle that
+ * moves a uniform choice of k of a[0..n) to a[0..k) (k <= n). Deterministic
+ * for a seed; used for training samples and k-means initialisation.
+ */
+void ivfpq_sample(uint32_t *a, size_t n, size_t k, uint64_t seed);
+
+/*
  * Train on the n vectors at base + rows[i]*stride (rows NULL = rows 0..n-1).
  * Samples at most nlist*256 points for the coarse quantiser and 65536 for the
  * codebooks. Needs n >= max(nlist, 256). Empties the lists. 0, QUARRY_INVALID

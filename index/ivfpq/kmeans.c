@@ -76,6 +76,15 @@ static void *par_main(void *p) {
     return NULL;
 }
 
+void ivfpq_sample(uint32_t *a, size_t n, size_t k, uint64_t seed) {
+    for (size_t i = 0; i < k && i < n; i++) {
+        size_t j = i + (size_t)(ivf_rand(&seed) % (n - i));
+        uint32_t t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+    }
+}
+
 void ivf_parallel(size_t n, int nthreads, ivf_range_fn fn, void *ctx) {
     if (nthreads < 1) nthreads = 1;
     if (nthreads > 64) nthreads = 64;
@@ -151,15 +160,11 @@ int ivfpq_kmeans(const float *base, size_t n, size_t stride, size_t dim, size_t 
         goto out;
     }
     uint64_t rng = seed ^ 0x6b6d65616e73ull;
-    /* k distinct points: the first k of a partial Fisher-Yates shuffle */
+    /* k distinct points */
     for (size_t i = 0; i < n; i++) perm[i] = (uint32_t)i;
-    for (size_t i = 0; i < k; i++) {
-        size_t j = i + (size_t)(ivf_rand(&rng) % (n - i));
-        uint32_t t = perm[i];
-        perm[i] = perm[j];
-        perm[j] = t;
+    ivfpq_sample(perm, n, k, rng);
+    for (size_t i = 0; i < k; i++)
         memcpy(cent + i * dim, base + (size_t)perm[i] * stride, dim * sizeof *cent);
-    }
     /* Short vectors (PQ sub-spaces): one pass over a transposed centroid
      * matrix vectorises across centroids; the row kernels would spend their
      * time in per-row overhead. */
