@@ -9,7 +9,7 @@
  *             [--m 16] [--ef-construction 200]
  *             [--ef-list 10,16,24,32,48,64,96,128,192,256]
  *             [--nlist 0] [--pq-m 0] [--nprobe-list 1,2,4,8,16,32,64,128]
- *             [--repeat 3] [--min-time 0.2] [--no-header]
+ *             [--refine 0[,R...]] [--repeat 3] [--min-time 0.2] [--no-header]
  *
  * Inputs are TEXMEX .fvecs (base, queries) and .ivecs (ground truth: row i
  * holds the ids of query i's nearest base rows, nearest first, at least k of
@@ -26,6 +26,28 @@
  * are formatted before the clock starts. quarry_sync runs after the clock
  * stops; its time is reported on a comment line.
  *
+ * IVF-PQ (--index ivfpq). The collection is created with ivf_train_rows =
+ * UINT32_MAX, so that no background training starts during the import (the
+ * rows are only stored, and searches would be exact). After the import,
+ * quarry_collection_train(coll, 1) trains the index on every stored vector
+ * (k-means for the --nlist coarse centroids and the --pq-m codebooks of 8-bit
+ * codes, on the 2 threads the engine trains with), encodes all rows into the
+ * lists and checkpoints the index; train_s is the wall time of that call, and
+ * build_s = import + train_s. Comment lines report them apart:
+ *   # train_s=T ingest_s=I cpu_s=C       (C: CPU seconds of the call, all threads)
+ *   # ivf: nlist=L m=M rows=N code_bytes=B bytes_per_vector=B/N memory_bytes=...
+ * (code_bytes is quarry_coll_stats.ivf_code_bytes: the lists' codes and ids,
+ * allocated capacity included). The index column reads "ivfpq-nl<L>-m<M>"
+ * with the trained nlist and m. --refine takes a comma-separated list of
+ * re-ranking factors, each swept over every nprobe on the same trained index:
+ * R > 1 re-ranks the best R*k PQ candidates of every query exactly with the
+ * stored vectors (search param refine = R; index "ivfpq-nl<L>-m<M>+refine<R>"),
+ * 0 or 1 turns re-ranking off by passing refine = 1 explicitly, so that the
+ * collection's default (4) does not apply. After the sweep, "# searches:
+ * total=S exact=E" shows that the timed queries went through the index (E
+ * counts searches the engine answered by an exact scan), and "# search:
+ * wall_s=W cpu_s=C" that they ran on one thread (C/W <= 1).
+ *
  * Search. Every query runs alone (one quarry_search call, k hits) on the
  * calling thread, one after the other; nothing runs concurrently. After an
  * untimed warm-up of up to 100 queries, each sweep point (ef for hnsw and
@@ -33,7 +55,11 @@
  * timing runs whole passes over all queries until at least --min-time seconds
  * have gone by (so that small query sets still give a measurable interval),
  * and its rate is queries run / time. qps is the median rate over the
- * repeats. The timed loop includes
+ * repeats. After each CSV row, "# cpu_qps: index=I <param>=V qps_cpu=Q" gives
+ * the same median computed with the process's CPU time (getrusage) in place
+ * of wall time: on a shared machine, where the benchmark loses the CPU to
+ * other processes now and then, it is the steadier figure (the search runs on
+ * this one thread). The timed loop includes
  * what any client does per query: the call, reading the k hit ids (parsed
  * from decimal) and freeing the result.
  *
@@ -91,8 +117,8 @@ typedef struct options {
     size_t nq, batch;
     int repeat, header;
     double min_time;
-    uint32_t ef[MAX_LIST], nprobe[MAX_LIST];
-    int nef, nnprobe;
+    uint32_t ef[MAX_LIST], nprobe[MAX_LIST], refine[MAX_LIST];
+    int nef, nnprobe, nrefine;
 } options;
 
 static double cpu_s(void) {
@@ -156,14 +182,15 @@ static vecs read_vecs(const char *path) {
     return out;
 }
 
-static int parse_u32_list(const char *s, uint32_t *out, const char *name) {
+static int parse_u32_list(const char *s, uint32_t *out, const char *name, int zero_ok) {
     int n = 0;
     char *copy = strdup(s), *save = NULL;
     if (!copy) die("out of memory", NULL);
     for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         char *end;
         unsigned long v = strtoul(t, &end, 10);
-        if (*end || v == 0 || v > UINT32_MAX || n == MAX_LIST) die("bad list for", name);
+        if (*end || (v == 0 && !zero_ok) || v > UINT32_MAX || n == MAX_LIST)
+            die("bad list for", name);
         out[n++] = (uint32_t)v;
     }
     free(copy);
@@ -185,7 +212,8 @@ static void usage(void) {
                     "                 [--metric l2|ip|cosine] [--k 10] [--nq N] [--batch 10000]\n"
                     "                 [--m 16] [--ef-construction 200] [--ef-list 10,16,...,256]\n"
                     "                 [--nlist 0] [--pq-m 0] [--nprobe-list 1,2,...,128]\n"
-                    "                 [--repeat 3] [--min-time 0.2] [--no-header]\n");
+                    "                 [--refine 0[,R...]] [--repeat 3] [--min-time 0.2]\n"
+                    "                 [--no-header]\n");
     exit(2);
 }
 
@@ -200,8 +228,9 @@ static void parse_args(int argc, char **argv, options *o) {
     o->repeat = 3;
     o->min_time = 0.2;
     o->header = 1;
-    o->nef = parse_u32_list("10,16,24,32,48,64,96,128,192,256", o->ef, "--ef-list");
-    o->nnprobe = parse_u32_list("1,2,4,8,16,32,64,128", o->nprobe, "--nprobe-list");
+    o->nef = parse_u32_list("10,16,24,32,48,64,96,128,192,256", o->ef, "--ef-list", 0);
+    o->nnprobe = parse_u32_list("1,2,4,8,16,32,64,128", o->nprobe, "--nprobe-list", 0);
+    o->nrefine = parse_u32_list("1", o->refine, "--refine", 1);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) usage();
@@ -240,13 +269,15 @@ static void parse_args(int argc, char **argv, options *o) {
         } else if (!strcmp(a, "--ef-construction")) {
             o->ef_construction = (uint32_t)parse_num(v, a, 0);
         } else if (!strcmp(a, "--ef-list")) {
-            o->nef = parse_u32_list(v, o->ef, a);
+            o->nef = parse_u32_list(v, o->ef, a, 0);
         } else if (!strcmp(a, "--nlist")) {
             o->nlist = (uint32_t)parse_num(v, a, 1);
         } else if (!strcmp(a, "--pq-m")) {
             o->pq_m = (uint32_t)parse_num(v, a, 1);
+        } else if (!strcmp(a, "--refine")) {
+            o->nrefine = parse_u32_list(v, o->refine, a, 1);
         } else if (!strcmp(a, "--nprobe-list")) {
-            o->nnprobe = parse_u32_list(v, o->nprobe, a);
+            o->nnprobe = parse_u32_list(v, o->nprobe, a, 0);
         } else if (!strcmp(a, "--repeat")) {
             o->repeat = (int)parse_num(v, a, 0);
         } else if (!strcmp(a, "--min-time")) {
@@ -258,7 +289,13 @@ static void parse_args(int argc, char **argv, options *o) {
         }
     }
     if (!o->base || !o->queries || !o->gt) usage();
-    if (o->k > QUARRY_MAX_K || o->batch > QUARRY_MAX_BATCH_ROWS || o->repeat > 1000) usage();
+    if (o->k > QUARRY_MAX_K || o->batch > QUARRY_MAX_BATCH_ROWS || o->repeat > 1000 ||
+        o->nrefine > MAX_LIST)
+        usage();
+    for (int i = 0; i < o->nrefine; i++) {
+        if (o->refine[i] > QUARRY_MAX_IVF_REFINE) die("--refine above", "QUARRY_MAX_IVF_REFINE");
+        if (o->refine[i] < 1) o->refine[i] = 1; /* 0 = off = 1 */
+    }
 }
 
 /* Exact distance in double precision, smaller is closer (the API's convention). */
@@ -356,7 +393,8 @@ int main(int argc, char **argv) {
     uint8_t *id_lens = malloc(base.n);
     uint32_t *hits = malloc(nq * o.k * sizeof *hits);
     double *rate = malloc((size_t)o.repeat * sizeof *rate);
-    if (!ids || !id_lens || !hits || !rate) die("out of memory", NULL);
+    double *rate_cpu = malloc((size_t)o.repeat * sizeof *rate_cpu);
+    if (!ids || !id_lens || !hits || !rate || !rate_cpu) die("out of memory", NULL);
     for (size_t i = 0; i < base.n; i++)
         id_lens[i] = (uint8_t)snprintf(ids + i * ID_STRIDE, ID_STRIDE, "%zu", i);
 
@@ -381,6 +419,8 @@ int main(int argc, char **argv) {
     cfg.hnsw_ef_construction = o.ef_construction;
     cfg.ivf_nlist = o.nlist;
     cfg.pq_m = o.pq_m;
+    int ivf = o.index == QUARRY_INDEX_IVFPQ;
+    if (ivf) cfg.ivf_train_rows = UINT32_MAX; /* no background training during the import */
     quarry_coll *coll;
     if ((rc = quarry_collection_create(db, "ann", &cfg, &coll))) {
         rm_rf(scratch);
@@ -389,11 +429,16 @@ int main(int argc, char **argv) {
 
     printf("# bench_ann: quarry %s io=%s dataset=%s n=%zu dim=%zu nq=%zu k=%u index=%s "
            "metric=%s m=%u ef_construction=%u batch=%zu repeat=%d min_time=%.2f cpus=%ld "
-           "QUARRY_SIMD=%s\n",
+           "QUARRY_SIMD=%s",
            quarry_version(), quarry_io_backend_name(db), o.name, base.n, base.dim, nq, o.k,
            quarry_index_name(o.index), quarry_metric_name(o.metric), o.m, o.ef_construction,
            o.batch, o.repeat, o.min_time, sysconf(_SC_NPROCESSORS_ONLN),
            getenv("QUARRY_SIMD") && *getenv("QUARRY_SIMD") ? getenv("QUARRY_SIMD") : "best");
+    if (ivf) {
+        printf(" nlist=%u pq_m=%u refine=", o.nlist, o.pq_m);
+        for (int i = 0; i < o.nrefine; i++) printf("%s%u", i ? "," : "", o.refine[i]);
+    }
+    printf("\n");
     fflush(stdout);
 
     /* Build: batched upserts, timed from the first upsert to the last commit. */
@@ -416,8 +461,20 @@ int main(int argc, char **argv) {
         if ((rc = quarry_batch_commit(b))) die_rc("quarry_batch_commit", rc);
     }
     double build_s = now_s() - t0, build_cpu = cpu_s() - cpu0;
-    uint64_t rss1 = rss_bytes();
     quarry_batch_free(b);
+    /* IVF-PQ: train on everything now, on its own clock (see the header). */
+    double ingest_s = build_s, train_s = 0, train_cpu = 0;
+    if (ivf) {
+        fprintf(stderr, "bench_ann: %s: training IVF-PQ (nlist %u, m %u)\n", o.name, o.nlist,
+                o.pq_m);
+        double c0 = cpu_s(), t1 = now_s();
+        if ((rc = quarry_collection_train(coll, 1))) die_rc("quarry_collection_train", rc);
+        train_s = now_s() - t1;
+        train_cpu = cpu_s() - c0;
+        build_s += train_s;
+        build_cpu += train_cpu;
+    }
+    uint64_t rss1 = rss_bytes();
     double ts = now_s();
     if ((rc = quarry_sync(db))) die_rc("quarry_sync", rc);
     double sync_s = now_s() - ts;
@@ -427,50 +484,92 @@ int main(int argc, char **argv) {
     st.size = sizeof st;
     if ((rc = quarry_collection_stats(coll, &st))) die_rc("quarry_collection_stats", rc);
     if (st.rows != base.n) die("row count after the import does not match the base", NULL);
+    if (ivf) {
+        if (st.ivf_training || !st.ivf_nlist || st.ivf_rows != base.n)
+            die("the IVF-PQ index is not trained over every row after quarry_collection_train",
+                NULL);
+        printf("# train_s=%.3f ingest_s=%.3f cpu_s=%.3f\n", train_s, ingest_s, train_cpu);
+        printf("# ivf: nlist=%u m=%u rows=%llu code_bytes=%llu bytes_per_vector=%.2f "
+               "memory_bytes=%llu index_bytes=%llu\n",
+               st.ivf_nlist, st.pq_m, (unsigned long long)st.ivf_rows,
+               (unsigned long long)st.ivf_code_bytes,
+               (double)st.ivf_code_bytes / (double)st.ivf_rows, (unsigned long long)st.memory_bytes,
+               (unsigned long long)st.index_bytes);
+    }
     printf("# build: wall_s=%.3f cpu_s=%.3f sync_s=%.3f rss_delta_mb=%.1f memory_bytes=%llu "
            "disk_bytes=%llu\n",
            build_s, build_cpu, sync_s, (double)(rss1 > rss0 ? rss1 - rss0 : 0) / 1048576.0,
            (unsigned long long)st.memory_bytes, (unsigned long long)st.disk_bytes);
     fflush(stdout);
 
-    /* Search sweep. */
-    int ivf = o.index == QUARRY_INDEX_IVFPQ;
+    /* Search sweep: every value of ef (hnsw, flat) or, for ivfpq, every
+     * (refine, nprobe) pair, refine outermost. */
     const char *param = ivf ? "nprobe" : "ef";
     const uint32_t *values = ivf ? o.nprobe : o.ef;
     int nvalues = ivf ? o.nnprobe : o.nef;
+    int nouter = ivf ? o.nrefine : 1;
     quarry_search_params sp;
     quarry_search_params_init(&sp);
     sp.ef = values[0];
     sp.nprobe = values[0];
+    sp.refine = o.refine[0];
     search_pass(coll, &qs, nq < 100 ? nq : 100, o.k, &sp, hits); /* warm-up, untimed */
     if (o.header)
         printf("engine,dataset,index,param,value,recall,qps,build_s,peak_rss_mb,"
                "index_bytes\n");
-    for (int v = 0; v < nvalues; v++) {
-        quarry_search_params_init(&sp);
+    double sweep_wall = 0, sweep_cpu = 0;
+    for (int u = 0; u < nouter; u++) {
+        char index_name[64];
         if (ivf)
-            sp.nprobe = values[v];
+            snprintf(index_name, sizeof index_name, "ivfpq-nl%u-m%u", st.ivf_nlist, st.pq_m);
         else
-            sp.ef = values[v];
-        for (int r = 0; r < o.repeat; r++) {
-            size_t done = 0;
-            double p0 = now_s(), dt;
-            do {
-                search_pass(coll, &qs, nq, o.k, &sp, hits);
-                done += nq;
-                dt = now_s() - p0;
-            } while (dt < o.min_time);
-            rate[r] = (double)done / dt;
+            snprintf(index_name, sizeof index_name, "%s", quarry_index_name(o.index));
+        if (ivf && o.refine[u] > 1) {
+            size_t len = strlen(index_name);
+            snprintf(index_name + len, sizeof index_name - len, "+refine%u", o.refine[u]);
         }
-        double qps = median(rate, o.repeat);
-        double recall = recall_at_k(&o, &base, &qs, &gt, nq, hits);
-        printf("quarry,%s,%s,%s,%u,%.4f,%.1f,%.3f,%.1f,%llu\n", o.name, quarry_index_name(o.index),
-               param, values[v], recall, qps, build_s, peak_rss_mb(),
-               (unsigned long long)st.memory_bytes);
-        fflush(stdout);
-        fprintf(stderr, "bench_ann: %s %s=%u recall=%.4f qps=%.0f\n", o.name, param, values[v],
-                recall, qps);
+        for (int v = 0; v < nvalues; v++) {
+            quarry_search_params_init(&sp);
+            if (ivf) {
+                sp.nprobe = values[v];
+                sp.refine = o.refine[u]; /* 1 = off, never the collection's default */
+            } else {
+                sp.ef = values[v];
+            }
+            double w0 = now_s(), c0 = cpu_s();
+            for (int r = 0; r < o.repeat; r++) {
+                size_t done = 0;
+                double p0 = now_s(), pc = cpu_s(), dt;
+                do {
+                    search_pass(coll, &qs, nq, o.k, &sp, hits);
+                    done += nq;
+                    dt = now_s() - p0;
+                } while (dt < o.min_time);
+                double dc = cpu_s() - pc;
+                rate[r] = (double)done / dt;
+                rate_cpu[r] = dc > 0 ? (double)done / dc : 0;
+            }
+            sweep_wall += now_s() - w0;
+            sweep_cpu += cpu_s() - c0;
+            double qps = median(rate, o.repeat), qps_cpu = median(rate_cpu, o.repeat);
+            double recall = recall_at_k(&o, &base, &qs, &gt, nq, hits);
+            printf("quarry,%s,%s,%s,%u,%.4f,%.1f,%.3f,%.1f,%llu\n", o.name, index_name, param,
+                   values[v], recall, qps, build_s, peak_rss_mb(),
+                   (unsigned long long)st.memory_bytes);
+            printf("# cpu_qps: index=%s %s=%u qps_cpu=%.1f\n", index_name, param, values[v],
+                   qps_cpu);
+            fflush(stdout);
+            fprintf(stderr, "bench_ann: %s %s %s=%u recall=%.4f qps=%.0f\n", o.name, index_name,
+                    param, values[v], recall, qps);
+        }
     }
+
+    memset(&st, 0, sizeof st);
+    st.size = sizeof st;
+    if ((rc = quarry_collection_stats(coll, &st))) die_rc("quarry_collection_stats", rc);
+    printf("# searches: total=%llu exact=%llu\n", (unsigned long long)st.searches,
+           (unsigned long long)st.searches_exact);
+    printf("# search: wall_s=%.3f cpu_s=%.3f\n", sweep_wall, sweep_cpu);
 
     quarry_collection_close(coll);
     if ((rc = quarry_close(db))) die_rc("quarry_close", rc);
@@ -479,6 +578,7 @@ int main(int argc, char **argv) {
     free(id_lens);
     free(hits);
     free(rate);
+    free(rate_cpu);
     free(base.v);
     free(qs.v);
     free(gt.v);

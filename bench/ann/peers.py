@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""HNSW baselines for bench_ann: hnswlib and FAISS IndexHNSWFlat, one thread.
+"""ANN baselines for bench_ann: hnswlib, FAISS IndexHNSWFlat and IndexIVFPQ.
 
-Builds one HNSW index with the given engine on a base .fvecs file and sweeps
-ef over the queries, printing the same CSV as bench_ann:
+Builds one index with the given engine on a base .fvecs file and sweeps ef
+(HNSW) or nprobe (IVF-PQ) over the queries, printing the same CSV as
+bench_ann:
 
   engine,dataset,index,param,value,recall,qps,build_s,peak_rss_mb,index_bytes
 
@@ -17,33 +18,70 @@ ef over the queries, printing the same CSV as bench_ann:
            hnsw.efConstruction = efc; omp_set_num_threads(1);
            add(base). Per ef: hnsw.efSearch = ef, then search(all queries, k)
            in ONE call.
+  faiss --index ivfpq
+           IndexIVFPQ(IndexFlatL2(d), d, nlist, m, 8) (IndexFlatIP and the
+           inner-product metric for ip and cosine): residual encoding and
+           FAISS's precomputed L2 tables (both its defaults); k-means as FAISS
+           sets it up (coarse quantiser: cp.niter 10 on at most 256*nlist
+           sampled points, --coarse-niter overrides it; codebooks: pq.cp.niter
+           25 on at most 65536 points). train(base) and add(base) are timed
+           apart on --train-threads OpenMP threads (default 2, the number of
+           threads Quarry trains and encodes with), then omp_set_num_threads(1)
+           for every search. OMP_WAIT_POLICY defaults to PASSIVE: with the
+           default (spinning) policy, 2 OpenMP threads on a busy 2-core machine
+           trained several times slower than 1. Per nprobe: ivf.nprobe = p,
+           then search(all queries, k) in ONE call.
+           --refine R1,R2,... sweeps re-ranking factors on the same trained
+           index: R <= 1 searches the IndexIVFPQ itself (index column
+           "ivfpq-nl<L>-m<M>"); R > 1 searches IndexRefineFlat(ivfpq, base)
+           with k_factor = R, which re-ranks the best R*k PQ candidates with
+           exact distances from its flat copy of the base ("...+refine<R>").
+           That copy is made after the build clock stops (its time and size,
+           n * d * 4 bytes, are on the "# refine:" line); the refine rows'
+           index_bytes add that size. Comment lines:
+             # train_s=T add_s=A ...
+             # ivf: nlist=L m=M rows=N code_bytes=B bytes_per_vector=B/N
+           B = sum over the inverted lists of list_size * (code_size + 8): the
+           codes and the 64-bit ids as stored. The lists are std::vectors
+           that FAISS appends to one entry at a time, so they allocate more;
+           alloc_model_bytes_per_vector models that (each list's capacity as
+           the power of two >= its size, as libstdc++ grows it).
+           build_s = train_s + add_s.
 
 All queries go to the library in one call so that the per-query cost is the
 library's own loop (one thread, one query after the other), not Python's.
-Each point is timed --repeat times after an untimed warm-up of the first ef;
-one timing repeats the call until at least --min-time seconds have gone by,
-and its rate is queries run / time; qps is the median rate (bench_ann does
-the same).
+Each point is timed --repeat times after an untimed warm-up of the first
+point; one timing repeats the call until at least --min-time seconds have
+gone by, and its rate is queries run / time; qps is the median rate
+(bench_ann does the same). "# cpu_qps: index=I <param>=V qps_cpu=Q" after
+each row is the same median over the process's CPU time (steadier on a shared
+machine). "# search: wall_s=W cpu_s=C" after the sweep checks that the search
+ran on one thread (C/W <= 1).
 
 build_s is the wall time of index construction and insertion. index_bytes is
 the growth of the process's resident set (VmRSS in /proc/self/status) across
 the build: the index's memory including its copy of the vectors. peak_rss_mb
 is the peak resident set at the end (VmHWM: the whole process, interpreter,
-libraries and the loaded data included). Run one engine per process so that one engine's peak
-does not include the other's.
+libraries and the loaded data included). Run one engine per process so that
+one engine's peak does not include the other's. The "# peers:" line names the
+BLAS library FAISS loaded (Debian's default libblas3 is the unoptimised
+reference BLAS, which FAISS's k-means and batched coarse search call).
 
 Recall@k uses bench_ann's rule: a returned id counts when it is among the k
 ground-truth ids, or when its exact distance (float64) is within 1e-6 relative
 of the k-th ground-truth row's (a tie broken the other way).
 
-Example:
+Examples:
   python3 bench/ann/peers.py --engine hnswlib --base b.fvecs --queries q.fvecs \\
           --gt gt.ivecs --name siftsmall --metric l2
+  python3 bench/ann/peers.py --engine faiss --index ivfpq --nlist 100 --pq-m 16 \\
+          --refine 1,10 --base b.fvecs --queries q.fvecs --gt gt.ivecs --name siftsmall
 
 Needs numpy, hnswlib and faiss importable (Debian: python3-numpy,
 python3-hnswlib, python3-faiss, with the system /usr/bin/python3).
 """
 import argparse
+import os
 import resource
 import statistics
 import sys
@@ -190,12 +228,106 @@ class Faiss:
         return labels
 
 
+class FaissIVFPQ(Faiss):
+    """FAISS IndexIVFPQ (8-bit codes); IndexRefineFlat around it for re-ranking."""
+
+    def __init__(self, metric, dim, nlist, m, train_threads, coarse_niter):
+        import faiss
+        self.faiss = faiss
+        if dim % m:
+            sys.exit("faiss IndexIVFPQ needs m to divide the dimension (%d %% %d != 0)"
+                     % (dim, m))
+        self.cosine = metric == "cosine"
+        self.mt = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
+        self.dim, self.nlist, self.m = dim, nlist, m
+        self.train_threads, self.coarse_niter = train_threads, coarse_niter
+        self.ivf = self.refined = None
+        self.times = {}
+
+    def build(self, xb, m, efc):
+        faiss = self.faiss
+        if self.mt == faiss.METRIC_L2:
+            self.quantizer = faiss.IndexFlatL2(self.dim)
+        else:
+            self.quantizer = faiss.IndexFlatIP(self.dim)
+        self.ivf = faiss.IndexIVFPQ(self.quantizer, self.dim, self.nlist, self.m, 8, self.mt)
+        if self.coarse_niter:
+            self.ivf.cp.niter = self.coarse_niter
+        faiss.omp_set_num_threads(self.train_threads)
+        t0 = time.perf_counter()
+        self.ivf.train(xb)
+        t1 = time.perf_counter()
+        self.ivf.add(xb)
+        t2 = time.perf_counter()
+        faiss.omp_set_num_threads(1)
+        self.times = {"train_s": t1 - t0, "add_s": t2 - t1}
+
+    def add_refine(self, xb):
+        """IndexRefineFlat over the trained index, its flat copy filled from xb."""
+        self.xref = np.ascontiguousarray(xb)
+        self.refined = self.faiss.IndexRefineFlat(self.ivf, self.faiss.swig_ptr(self.xref))
+
+    def comments(self):
+        il = self.ivf.invlists
+        rows = sum(il.list_size(i) for i in range(self.ivf.nlist))
+        code_bytes = rows * (il.code_size + 8)
+        # what the lists allocate if they grow like libstdc++'s std::vector
+        # (entries appended one at a time: capacity doubles, 1, 2, 4, ...)
+        alloc = sum((1 << (il.list_size(i) - 1).bit_length()) * (il.code_size + 8)
+                    for i in range(self.ivf.nlist) if il.list_size(i))
+        return ["# train_s=%.3f add_s=%.3f train_threads=%d coarse_niter=%d pq_niter=%d "
+                "precomputed_table=%d OMP_WAIT_POLICY=%s"
+                % (self.times["train_s"], self.times["add_s"], self.train_threads,
+                   self.ivf.cp.niter, self.ivf.pq.cp.niter, self.ivf.use_precomputed_table,
+                   os.environ.get("OMP_WAIT_POLICY", "")),
+                "# ivf: nlist=%d m=%d rows=%d code_bytes=%d bytes_per_vector=%.2f "
+                "alloc_model_bytes_per_vector=%.2f"
+                % (self.ivf.nlist, self.ivf.pq.M, rows, code_bytes, code_bytes / max(rows, 1),
+                   alloc / max(rows, 1))]
+
+    def search(self, xq, k, point):
+        """point = (refine, nprobe)."""
+        refine, nprobe = point
+        self.ivf.nprobe = nprobe
+        if self.cosine:
+            xq = xq.copy()
+            self.faiss.normalize_L2(xq)
+        if refine > 1:
+            self.refined.k_factor = float(refine)
+            _, labels = self.refined.search(xq, k)
+        else:
+            _, labels = self.ivf.search(xq, k)
+        return labels
+
+
 ENGINES = {"hnswlib": Hnswlib, "faiss": Faiss}
+
+
+def int_list(s, name, zero_ok=False):
+    try:
+        v = [int(x) for x in s.split(",") if x]
+    except ValueError:
+        v = []
+    if not v or min(v) < (0 if zero_ok else 1):
+        sys.exit("bad list for %s: %r" % (name, s))
+    return v
+
+
+def blas_library():
+    """The BLAS shared object this process mapped (FAISS's k-means and batched search)."""
+    try:
+        with open("/proc/self/maps") as f:
+            libs = {ln.split()[-1] for ln in f if "blas" in ln.rsplit("/", 1)[-1]}
+    except OSError:
+        return "?"
+    return ",".join(sorted(libs)) or "?"
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--engine", required=True, choices=sorted(ENGINES))
+    ap.add_argument("--index", default="hnsw", choices=("hnsw", "ivfpq"),
+                    help="ivfpq: FAISS IndexIVFPQ (--engine faiss only)")
     ap.add_argument("--base", required=True, help="base vectors, .fvecs")
     ap.add_argument("--queries", required=True, help="query vectors, .fvecs")
     ap.add_argument("--gt", required=True, help="ground truth ids, .ivecs")
@@ -206,14 +338,32 @@ def main():
     ap.add_argument("--m", type=int, default=16)
     ap.add_argument("--ef-construction", type=int, default=200)
     ap.add_argument("--ef-list", default="10,16,24,32,48,64,96,128,192,256")
+    ap.add_argument("--nlist", type=int, default=0,
+                    help="IVF lists (0 = Quarry's default: 4*sqrt(n), at most n/39, >= 16)")
+    ap.add_argument("--pq-m", type=int, default=0,
+                    help="PQ sub-quantisers = code bytes (0 = Quarry's default: dim/4, <= 64)")
+    ap.add_argument("--nprobe-list", default="1,2,4,8,16,32,64,128")
+    ap.add_argument("--refine", default="0",
+                    help="re-ranking factors to sweep, comma-separated (0 or 1 = off)")
+    ap.add_argument("--train-threads", type=int, default=2,
+                    help="OpenMP threads for IVF-PQ train and add (search uses 1)")
+    ap.add_argument("--coarse-niter", type=int, default=0,
+                    help="k-means iterations of the coarse quantiser (0 = FAISS's default)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--min-time", type=float, default=0.2,
                     help="seconds each timing runs at least (whole passes)")
     ap.add_argument("--no-header", action="store_true")
     args = ap.parse_args()
-    efs = [int(x) for x in args.ef_list.split(",") if x]
-    if not efs or min(efs) <= 0 or args.k <= 0 or args.repeat <= 0:
-        sys.exit("bad --ef-list, --k or --repeat")
+    ivf = args.index == "ivfpq"
+    if ivf and args.engine != "faiss":
+        sys.exit("--index ivfpq needs --engine faiss")
+    if args.k <= 0 or args.repeat <= 0:
+        sys.exit("bad --k or --repeat")
+    if args.train_threads <= 0 or args.nlist < 0 or args.pq_m < 0 or args.coarse_niter < 0:
+        sys.exit("bad --train-threads, --nlist, --pq-m or --coarse-niter")
+    if ivf:
+        # before libgomp starts (faiss is imported below)
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
     xb = read_fvecs(args.base)
     xq = read_fvecs(args.queries)
@@ -226,15 +376,32 @@ def main():
     if len(gt) < len(xq) or gt.shape[1] < args.k:
         sys.exit("%s: fewer ground-truth rows or columns than needed" % args.gt)
     k = args.k
+    n, dim = xb.shape
 
-    eng = ENGINES[args.engine](args.metric, xb.shape[1])
+    if ivf:
+        nlist = args.nlist or max(16, min(int(4 * n ** 0.5), n // 39))
+        pq_m = args.pq_m or max(1, min(dim // 4, 64))
+        eng = FaissIVFPQ(args.metric, dim, nlist, pq_m, args.train_threads, args.coarse_niter)
+        refines = int_list(args.refine, "--refine", zero_ok=True)
+        nprobes = int_list(args.nprobe_list, "--nprobe-list")
+        base_name = "ivfpq-nl%d-m%d" % (nlist, pq_m)
+        # (index column, param value, search point) for every sweep point
+        points = [(base_name + ("+refine%d" % r if r > 1 else ""), p, (r, p))
+                  for r in refines for p in nprobes]
+        param = "nprobe"
+        extra = " index=ivfpq nlist=%d pq_m=%d refine=%s train_threads=%d blas=%s" % (
+            nlist, pq_m, ",".join(str(max(r, 1)) for r in refines), args.train_threads,
+            blas_library())
+    else:
+        eng = ENGINES[args.engine](args.metric, dim)
+        points = [("hnsw", ef, ef) for ef in int_list(args.ef_list, "--ef-list")]
+        param, extra = "ef", ""
     print("# peers: %s dataset=%s n=%d dim=%d nq=%d k=%d metric=%s m=%d ef_construction=%d "
-          "repeat=%d min_time=%.2f threads=1 %s"
-          % (eng.name, args.name, len(xb), xb.shape[1], len(xq), k, args.metric, args.m,
-             args.ef_construction, args.repeat, args.min_time, eng.version()),
+          "repeat=%d min_time=%.2f threads=1%s %s"
+          % (eng.name, args.name, n, dim, len(xq), k, args.metric, args.m,
+             args.ef_construction, args.repeat, args.min_time, extra, eng.version()),
           flush=True)
-    print("%s: %s: building (n=%d)" % (eng.name, args.name, len(xb)), file=sys.stderr,
-          flush=True)
+    print("%s: %s: building (n=%d)" % (eng.name, args.name, n), file=sys.stderr, flush=True)
     xadd = eng.prepare(xb)  # FAISS cosine: a normalised copy, made before the clock
     rss0 = rss_bytes()
     t0 = time.perf_counter()
@@ -243,30 +410,51 @@ def main():
     index_bytes = max(0, rss_bytes() - rss0)
     print("# build: wall_s=%.3f rss_delta_mb=%.1f" % (build_s, index_bytes / 1048576.0),
           flush=True)
+    refine_bytes = 0
+    if ivf:
+        print("\n".join(eng.comments()), flush=True)
+        if max(refines) > 1:
+            t1 = time.perf_counter()
+            eng.add_refine(xadd)
+            refine_bytes = eng.refined.refine_index.ntotal * dim * 4
+            print("# refine: IndexRefineFlat copy wall_s=%.3f bytes=%d"
+                  % (time.perf_counter() - t1, refine_bytes), flush=True)
 
     del xadd
-    eng.search(xq[:100], k, efs[0])  # warm-up, untimed
+    eng.search(xq[:100], k, points[0][2])  # warm-up, untimed
     if not args.no_header:
         print("engine,dataset,index,param,value,recall,qps,build_s,peak_rss_mb,index_bytes")
-    for ef in efs:
-        rates = []
+    sweep_wall = sweep_cpu = 0.0
+    for name, value, point in points:
+        rates, rates_cpu = [], []
+        c0 = time.process_time()
+        w0 = time.perf_counter()
         for _ in range(args.repeat):
             done = 0
             t = time.perf_counter()
+            tc = time.process_time()
             while True:
-                ids = eng.search(xq, k, ef)
+                ids = eng.search(xq, k, point)
                 done += len(xq)
                 dt = time.perf_counter() - t
                 if dt >= args.min_time:
                     break
+            dc = time.process_time() - tc
             rates.append(done / dt)
+            rates_cpu.append(done / dc if dc > 0 else 0.0)
+        sweep_wall += time.perf_counter() - w0
+        sweep_cpu += time.process_time() - c0
         qps = statistics.median(rates)
         rec = recall_at_k(args.metric, xb, xq, gt, np.asarray(ids), k)
-        print("%s,%s,hnsw,ef,%d,%.4f,%.1f,%.3f,%.1f,%d" % (eng.name, args.name, ef, rec, qps,
-                                                         build_s, peak_rss_mb(), index_bytes),
+        mem = index_bytes + (refine_bytes if "+refine" in name else 0)
+        print("%s,%s,%s,%s,%d,%.4f,%.1f,%.3f,%.1f,%d"
+              % (eng.name, args.name, name, param, value, rec, qps, build_s, peak_rss_mb(), mem),
               flush=True)
-        print("%s: %s ef=%d recall=%.4f qps=%.0f" % (eng.name, args.name, ef, rec, qps),
-              file=sys.stderr, flush=True)
+        print("# cpu_qps: index=%s %s=%d qps_cpu=%.1f"
+              % (name, param, value, statistics.median(rates_cpu)), flush=True)
+        print("%s: %s %s %s=%d recall=%.4f qps=%.0f" % (eng.name, args.name, name, param, value,
+                                                        rec, qps), file=sys.stderr, flush=True)
+    print("# search: wall_s=%.3f cpu_s=%.3f" % (sweep_wall, sweep_cpu), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""ANN benchmark: Quarry vs hnswlib vs FAISS HNSW, recall / QPS, build, memory.
+"""ANN benchmark: Quarry vs hnswlib / FAISS (HNSW, IVF-PQ): recall, QPS, build, memory.
 
 For each data set, runs in the same invocation, one after the other:
   quarry   bench_ann (bench/ann/bench_ann.c, the public API; --index hnsw by
@@ -20,7 +20,9 @@ time, RSS growth) and OUT/<dataset>.png (recall vs QPS, log scale). It then
 prints a summary per data set: for each engine the QPS at recall@k 0.95 and
 0.99 (interpolated, in log QPS, between the two sweep points around the
 target; marked '>=' when the first point already exceeds it), build time and
-memory, and the ratios quarry/hnswlib and quarry/faiss.
+memory, and the ratios quarry/hnswlib and quarry/faiss; the summary is also
+written to OUT/<dataset>.summary.md. With --index ivfpq the files are named
+OUT/<dataset>-ivfpq.* instead.
 
 Data sets (when none is given, siftsmall and fashion-mnist are looked up in
 ../shared/data next to the repository root):
@@ -33,6 +35,26 @@ Data sets (when none is given, siftsmall and fashion-mnist are looked up in
                        GloVe-100: angular is run as cosine)
 Only the first --max-queries queries are used (1000 by default).
 
+IVF-PQ (--index ivfpq): Quarry's IVF-PQ against FAISS IndexIVFPQ (8-bit
+codes) and, for re-ranking, IndexRefineFlat around it (peers.py --index
+ivfpq), engines quarry and faiss. For every --pq-m value each engine builds
+one index with the same nlist and m (Quarry: import, then
+quarry_collection_train; FAISS: train + add, both on --train-threads = 2
+threads, the threads Quarry trains with) and sweeps every --refine factor
+(1 = PQ distances only; R > 1 = re-rank R*k candidates exactly) times every
+--nprobe on it, one query thread. Defaults per data set: siftsmall nlist 100,
+m 16 and 32; fashion-mnist nlist 256, m 16 and 56 (FAISS needs m to divide
+the dimension, 784); others Quarry's nlist rule and the largest divisor of d
+up to min(d/4, 64). The index column reads ivfpq-nl<L>-m<M>[+refine<R>]. The
+summary gives, per (m, refine): recall and QPS of both engines at each nprobe
+with the recall difference (target: within 0.01), QPS at the recall levels
+both reach and its ratio, training time (Quarry: the quarry_collection_train
+call, which trains, encodes every row and checkpoints; FAISS: train and add
+apart) and the bytes per vector of codes + ids. --faiss-blas DIR puts DIR
+first on FAISS's LD_LIBRARY_PATH (Debian's default libblas3 is the
+unoptimised reference BLAS, which FAISS's k-means uses; e.g. an unpacked
+libopenblas0-openmp).
+
 Timing: every engine answers one query at a time on one thread; each sweep
 point is timed --repeat times (each timing at least --min-time seconds) and
 the median is kept. The peers' Debian builds may be generic (SSE-only)
@@ -42,6 +64,7 @@ comparison of the graph search itself.
 
 Example:  python3 bench/ann/run_ann.py
           python3 bench/ann/run_ann.py --index flat --max-queries 200
+          python3 bench/ann/run_ann.py --index ivfpq --rounds 3
           python3 bench/ann/run_ann.py --fvecs sift_base.fvecs sift_query.fvecs \\
                   sift_groundtruth.ivecs --name sift1m --out /tmp/ann
 
@@ -50,10 +73,12 @@ Needs numpy, hnswlib, faiss and matplotlib importable by the interpreter
 the system /usr/bin/python3).
 """
 import argparse
+import contextlib
 import csv
 import glob
 import gzip
 import io
+import json
 import math
 import os
 import re
@@ -63,6 +88,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 
 import numpy as np
 
@@ -72,6 +98,10 @@ COLUMNS = ["engine", "dataset", "index", "param", "value", "recall", "qps", "bui
            "peak_rss_mb", "index_bytes"]
 ENGINES = ("quarry", "hnswlib", "faiss")
 TARGETS = (0.95, 0.99)
+# IVF-PQ: recall levels at which QPS is compared (those both engines reach)
+IVF_TARGETS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+# per data set: nlist and the m values (code bytes per vector) to compare
+IVF_DEFAULTS = {"siftsmall": (100, [16, 32]), "fashion-mnist": (256, [16, 56])}
 
 
 def write_fvecs(path, x):
@@ -157,11 +187,30 @@ def show_path(p):
 
 
 def run(cmd, what, env=None):
+    """Run a benchmark program: (rows, comments). stderr is passed through as
+    it comes; the engine's own notices on it ("quarry: ...", e.g. the training
+    time) are kept with the comments as "# stderr: ..."."""
     print("$ " + " ".join(shlex.quote(show_path(c)) for c in cmd), flush=True)
-    out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env)
-    if out.returncode != 0:
-        sys.exit("%s failed with status %d" % (what, out.returncode))
-    return parse_output(out.stdout, what)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    notes = []
+
+    def pump():
+        for line in proc.stderr:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+            if line.startswith("quarry: "):
+                notes.append("# stderr: " + line.rstrip("\n"))
+
+    t = threading.Thread(target=pump, daemon=True)
+    t.start()
+    stdout = proc.stdout.read()
+    proc.wait()
+    t.join()
+    if proc.returncode != 0:
+        sys.exit("%s failed with status %d" % (what, proc.returncode))
+    rows, comments = parse_output(stdout, what)
+    return rows, comments + notes
 
 
 def common_args(args, nq):
@@ -170,66 +219,157 @@ def common_args(args, nq):
             "--min-time", str(args.min_time)]
 
 
+def ivf_geometry(ds, dim, n, args):
+    """(nlist, [m, ...]) for a data set: the options, else IVF_DEFAULTS, else
+    Quarry's nlist rule and the largest divisor of dim up to min(dim/4, 64)."""
+    nlist, ms = IVF_DEFAULTS.get(ds["name"], (0, None))
+    if args.nlist:
+        nlist = args.nlist
+    if not nlist:
+        nlist = max(16, min(int(4 * math.sqrt(n)), n // 39))
+    if args.pq_m:
+        ms = [int(x) for x in args.pq_m.split(",") if x]
+    if not ms:
+        top = max(1, min(dim // 4, 64))
+        ms = [max(m for m in range(1, top + 1) if dim % m == 0)]
+    bad = [m for m in ms if m <= 0 or m > dim or ("faiss" in args.engines and dim % m)]
+    if bad:
+        sys.exit("%s: --pq-m %s: m must be in 1..%d%s" % (
+            ds["name"], ",".join(map(str, bad)), dim,
+            " and divide %d for FAISS" % dim if "faiss" in args.engines else ""))
+    return nlist, ms
+
+
 def bench_dataset(ds, args, bench):
     n, dim = fvecs_shape(ds["base"])
     nq_avail, _ = fvecs_shape(ds["query"])
     nq = min(nq_avail, args.max_queries) if args.max_queries else nq_avail
     files = ["--base", ds["base"], "--queries", ds["query"], "--gt", ds["gt"], "--name",
              ds["name"], "--metric", ds["metric"]]
-    print("\n== %s: %d x %d, %d queries, metric %s, k=%d, M=%d, ef_construction=%d"
-          % (ds["name"], n, dim, nq, ds["metric"], args.k, args.m, args.ef_construction),
-          flush=True)
-    rows, log = [], []
+    ivf = None
+    if args.index == "ivfpq":
+        ivf = ivf_geometry(ds, dim, n, args)
+        print("\n== %s: %d x %d, %d queries, metric %s, k=%d, IVF-PQ nlist=%d, m=%s, refine=%s"
+              % (ds["name"], n, dim, nq, ds["metric"], args.k, ivf[0],
+                 ",".join(map(str, ivf[1])), args.refine), flush=True)
+    else:
+        print("\n== %s: %d x %d, %d queries, metric %s, k=%d, M=%d, ef_construction=%d"
+              % (ds["name"], n, dim, nq, ds["metric"], args.k, args.m, args.ef_construction),
+              flush=True)
+    rows, log, builds = [], [], []
     for rnd in range(args.rounds):
         if args.rounds > 1:
             print("-- round %d of %d" % (rnd + 1, args.rounds), flush=True)
-        r, c = bench_round(ds, args, bench, files, nq)
+        r, c, b = bench_round(ds, args, bench, files, nq, ivf)
         rows += [dict(x, round=rnd + 1) for x in r]
         log += c
+        builds += [dict(x, round=rnd + 1) for x in b]
     return {"name": ds["name"], "n": n, "dim": dim, "nq": nq, "metric": ds["metric"],
-            "rows": merge_rounds(rows), "raw": rows, "log": log}
+            "rows": merge_rounds(rows), "raw": rows, "log": log, "builds": builds,
+            "ivf": ivf}
 
 
 def merge_rounds(raw):
-    """One row per (engine, param, value): medians over the rounds (peak RSS: max)."""
+    """One row per (engine, index, param, value): medians over the rounds (peak RSS: max)."""
     groups = {}
     for r in raw:
-        groups.setdefault((r["engine"], r["param"], r["value"]), []).append(r)
+        groups.setdefault((r["engine"], r["index"], r["param"], r["value"]), []).append(r)
     out = []
     for rs in groups.values():
         m = {c: rs[0][c] for c in COLUMNS}
         for c, digits in (("recall", 4), ("qps", 1), ("build_s", 3)):
             m[c] = round(statistics.median(x[c] for x in rs), digits)
         m["index_bytes"] = int(statistics.median(x["index_bytes"] for x in rs))
+        cpu = [x["qps_cpu"] for x in rs if "qps_cpu" in x]
+        if cpu:
+            m["qps_cpu"] = round(statistics.median(cpu), 1)
         m["peak_rss_mb"] = max(x["peak_rss_mb"] for x in rs)
         out.append(m)
     return out
 
 
-def bench_round(ds, args, bench, files, nq):
-    rows, log = [], []
-    for eng in args.engines:
-        if eng == "quarry":
-            env = dict(os.environ)
-            if args.quarry_simd:
-                env["QUARRY_SIMD"] = args.quarry_simd
-            cmd = [bench] + files + common_args(args, nq) + [
-                "--index", args.index, "--batch", str(args.batch)]
-            if args.scratch:
-                cmd += ["--dir", args.scratch]
-            r, c = run(cmd, "bench_ann", env)
-        else:
-            cmd = [sys.executable, os.path.join(HERE, "peers.py"), "--engine", eng] + files + \
-                common_args(args, nq)
-            r, c = run(cmd, "peers.py --engine " + eng)
-        rows += r
-        log += c
-    return rows, log
+def build_info(engine, rows, comments):
+    """Training / build figures of one IVF-PQ run from its comment lines."""
+    b = {"engine": engine, "config": base_config(rows[0]["index"]),
+         "build_s": rows[0]["build_s"]}
+    for ln in comments:
+        if ln.startswith("# train_s=") or ln.startswith("# ivf:") or \
+                ln.startswith("# refine:") or ln.startswith("# search:"):
+            key = ln[2:].split("=")[0].split(":")[0]
+            for k, v in re.findall(r"(\w+)=([0-9.]+)\b", ln):
+                b[(key + "." + k) if key in ("refine", "search") else k] = float(v)
+        m = re.search(r"IVF-PQ trained .* in ([0-9.]+) s", ln)
+        if m:
+            b["trained_s"] = float(m.group(1))
+    return b
 
 
-def curve(rows, engine):
-    pts = [r for r in rows if r["engine"] == engine]
+def attach_cpu_qps(rows, comments):
+    """Copy "# cpu_qps: index=I param=V qps_cpu=Q" figures onto their rows."""
+    cpu = {}
+    for ln in comments:
+        m = re.match(r"# cpu_qps: index=(\S+) (\w+)=(\d+) qps_cpu=([0-9.]+)", ln)
+        if m:
+            cpu[(m.group(1), m.group(2), int(m.group(3)))] = float(m.group(4))
+    for r in rows:
+        q = cpu.get((r["index"], r["param"], r["value"]))
+        if q is not None:
+            r["qps_cpu"] = q
+
+
+def bench_round(ds, args, bench, files, nq, ivf):
+    """One run of every engine (for IVF-PQ: of every engine for every m)."""
+    rows, log, builds = [], [], []
+    configs = [None] if not ivf else [(ivf[0], m) for m in ivf[1]]
+    for cfg in configs:
+        for eng in args.engines:
+            extra = []
+            if cfg:
+                extra = ["--index", "ivfpq", "--nlist", str(cfg[0]), "--pq-m", str(cfg[1]),
+                         "--nprobe-list", args.nprobe_list, "--refine", args.refine]
+            if eng == "quarry":
+                env = dict(os.environ)
+                if args.quarry_simd:
+                    env["QUARRY_SIMD"] = args.quarry_simd
+                cmd = [bench] + files + common_args(args, nq) + (extra or [
+                    "--index", args.index]) + ["--batch", str(args.batch)]
+                if args.scratch:
+                    cmd += ["--dir", args.scratch]
+                r, c = run(cmd, "bench_ann", env)
+            else:
+                env = None
+                if cfg:
+                    extra += ["--train-threads", str(args.train_threads)]
+                    if args.coarse_niter:
+                        extra += ["--coarse-niter", str(args.coarse_niter)]
+                    if args.faiss_blas:
+                        env = dict(os.environ)
+                        env["LD_LIBRARY_PATH"] = os.pathsep.join(
+                            x for x in (args.faiss_blas, env.get("LD_LIBRARY_PATH")) if x)
+                cmd = [sys.executable, os.path.join(HERE, "peers.py"), "--engine", eng] + \
+                    files + common_args(args, nq) + extra
+                r, c = run(cmd, "peers.py --engine " + eng, env)
+            attach_cpu_qps(r, c)
+            rows += r
+            log += c
+            if cfg:
+                builds.append(build_info(eng, r, c))
+    return rows, log, builds
+
+
+def curve(rows, engine, index=None):
+    pts = [r for r in rows if r["engine"] == engine and (index is None or r["index"] == index)]
     return sorted(pts, key=lambda r: r["value"])
+
+
+def base_config(index):
+    """ivfpq-nl100-m16+refine10 -> ivfpq-nl100-m16"""
+    return index.split("+", 1)[0]
+
+
+def refine_of(index):
+    m = re.search(r"\+refine(\d+)$", index)
+    return int(m.group(1)) if m else 1
 
 
 def qps_at(pts, target):
@@ -245,10 +385,10 @@ def qps_at(pts, target):
     return None
 
 
-def fmt_qps(q):
+def fmt_qps(q, param="ef"):
     if q is None:
         return "not reached"
-    return "%s%.0f (%s %d)" % (">=" if q[2] else "", q[0], "ef", q[1])
+    return "%s%.0f (%s %d)" % (">=" if q[2] else "", q[0], param, q[1])
 
 
 def ratio(a, b):
@@ -292,6 +432,198 @@ def summarize(res, args):
                       "index memory %s" % ratio(q["mem"], p["mem"]),
                       "peak RSS %s" % ratio(q["rss"], p["rss"])]
             print("quarry/%s: %s" % (peer, ", ".join(parts)))
+
+
+def med(builds, key):
+    v = [b[key] for b in builds if key in b]
+    return statistics.median(v) if v else None
+
+
+def fmt_s(v):
+    return "%.2f" % v if v is not None else "-"
+
+
+def summarize_ivf(res, args):
+    """Per (m, refine): recall and QPS per nprobe side by side, QPS at equal
+    recall, training time and bytes per vector."""
+    rows, builds = res["rows"], res["builds"]
+    nlist = res["ivf"][0]
+    rounds = " (medians of %d rounds)" % args.rounds if args.rounds > 1 else ""
+    print("\n### %s (%d x %d, %d queries, %s, k=%d, IVF-PQ nlist=%d, 8-bit codes, "
+          "1 query thread)" % (res["name"], res["n"], res["dim"], res["nq"], res["metric"],
+                               args.k, nlist))
+    configs = []
+    for r in rows:
+        if base_config(r["index"]) not in configs:
+            configs.append(base_config(r["index"]))
+    verdicts = []
+    print("\nBuild%s. Quarry: train s = the quarry_collection_train call (k-means, encoding "
+          "every row, checkpoint; 'before ckpt' = the engine's own figure without the "
+          "checkpoint); FAISS: train() and add() apart, %d threads each."
+          % (rounds, args.train_threads))
+    print("\n| index | engine | train s | add s | train+add s | CPU s | bytes/vector "
+          "(codes+ids) | index MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    train_ratio = {}
+    for cfg in configs:
+        per = {}
+        for e in args.engines:
+            bs = [b for b in builds if b["engine"] == e and b["config"] == cfg]
+            if not bs:
+                continue
+            pts = [r for r in rows if r["engine"] == e and base_config(r["index"]) == cfg]
+            mem = min(p["index_bytes"] for p in pts) / 1048576.0
+            if e == "quarry":
+                tr, ad = med(bs, "train_s"), None
+                total = tr
+                cpu = med(bs, "cpu_s")
+                trs = fmt_s(tr)
+                if med(bs, "trained_s") is not None:
+                    trs += " (before ckpt %.2f)" % med(bs, "trained_s")
+                ads = "(in train)"
+            else:
+                tr, ad = med(bs, "train_s"), med(bs, "add_s")
+                total = tr + ad if tr is not None and ad is not None else None
+                cpu, trs, ads = None, fmt_s(tr), fmt_s(ad)
+            bpv = med(bs, "bytes_per_vector")
+            alloc = med(bs, "alloc_model_bytes_per_vector")
+            per[e] = {"train": tr, "total": total, "bpv": bpv}
+            print("| %s | %s | %s | %s | %s | %s | %s%s | %.1f |"
+                  % (cfg, e, trs, ads, fmt_s(total), fmt_s(cpu),
+                     "%.2f" % bpv if bpv is not None else "-",
+                     " (allocated ~%.2f)" % alloc if alloc is not None else "", mem))
+        if "quarry" in per and "faiss" in per:
+            q, f = per["quarry"], per["faiss"]
+            train_ratio[cfg] = (q["total"] / f["total"] if q["total"] and f["total"] else None,
+                                q["total"] / f["train"] if q["total"] and f["train"] else None,
+                                q["bpv"], f["bpv"])
+    for cfg, (r1, r2, qb, fb) in train_ratio.items():
+        m = int(re.search(r"-m(\d+)$", cfg).group(1))
+        print("%s: quarry/faiss training time %s against FAISS train+add (target <= 1.5), "
+              "%s against FAISS train alone. Bytes/vector: quarry %.2f (ivf_code_bytes / "
+              "ivf_rows: allocated list capacity; payload m + 4-byte id = %d), faiss %.2f "
+              "(list sizes * (m + 8-byte id) = %d; its std::vector lists allocate about the "
+              "'allocated' figure above)"
+              % (cfg, ratio(r1, 1), ratio(r2, 1), qb or 0, m + 4, fb or 0, m + 8))
+
+    indexes = []
+    for r in rows:
+        if r["index"] not in indexes:
+            indexes.append(r["index"])
+    for ix in indexes:
+        q, f = curve(rows, "quarry", ix), curve(rows, "faiss", ix)
+        rf = refine_of(ix)
+        print("\n#### %s: %s" % (ix, "PQ distances only" if rf <= 1 else
+                                  "%d*k PQ candidates re-ranked exactly" % rf))
+        if not q or not f:
+            continue
+        fv = {p["value"]: p for p in f}
+        print("\n| nprobe | recall quarry | recall faiss | diff | QPS quarry | QPS faiss | "
+              "QPS ratio | CPU-time QPS ratio |")
+        print("|---|---|---|---|---|---|---|---|")
+        worst = (0.0, None)
+        for p in q:
+            o = fv.get(p["value"])
+            if not o:
+                continue
+            d = p["recall"] - o["recall"]
+            if abs(d) > abs(worst[0]):
+                worst = (d, p["value"])
+            print("| %d | %.4f | %.4f | %+.4f | %.0f | %.0f | %.2f | %s |"
+                  % (p["value"], p["recall"], o["recall"], d, p["qps"], o["qps"],
+                     p["qps"] / o["qps"], ratio(p.get("qps_cpu"), o.get("qps_cpu"))))
+        top = min(max(p["recall"] for p in q), max(p["recall"] for p in f))
+        levels = [t for t in IVF_TARGETS if t <= top]
+        qc = [dict(p, qps=p["qps_cpu"]) for p in q if "qps_cpu" in p]
+        fc = [dict(p, qps=p["qps_cpu"]) for p in f if "qps_cpu" in p]
+        cpu_ok = len(qc) == len(q) and len(fc) == len(f)
+        print("\n| recall | QPS quarry | QPS faiss | quarry/faiss | CPU-time quarry/faiss |")
+        print("|---|---|---|---|---|")
+        ratios, ratios_cpu = [], []
+        for t in levels:
+            a, b = qps_at(q, t), qps_at(f, t)
+            if a and b and a[2] and b[2]:
+                continue  # both only bounded below: nothing to compare
+            rt = a[0] / b[0] if a and b else None
+            ac, bc = (qps_at(qc, t), qps_at(fc, t)) if cpu_ok else (None, None)
+            bound = a[2] or b[2]
+            if rt is not None and not bound:
+                ratios.append(rt)
+                if ac and bc:
+                    ratios_cpu.append(ac[0] / bc[0])
+            print("| %.2f | %s | %s | %s%s | %s |"
+                  % (t, fmt_qps(a, "nprobe"), fmt_qps(b, "nprobe"), ratio(a[0], b[0]),
+                     " (bound)" if bound else "",
+                     ratio(ac[0], bc[0]) + (" (bound)" if ac[2] or bc[2] else "")
+                     if ac and bc else "-"))
+        verdicts.append((ix, worst, ratios, ratios_cpu))
+    print("\nTargets (recall within 0.01 of FAISS at equal nlist, m, nprobe -- diff = quarry - "
+          "faiss, largest |diff| over the nprobe sweep; QPS at equal recall >= 1.0x, '(bound)' "
+          "levels left out; training <= 1.5x FAISS train+add):")
+    print("\n| index | max recall diff (nprobe) | QPS ratio at equal recall (min / median / max) "
+          "| same, CPU time | training ratio | bytes/vector quarry / faiss |")
+    print("|---|---|---|---|---|---|")
+
+    def spread(rs):
+        if not rs:
+            return "-"
+        return "%.2f / %.2f / %.2f%s" % (min(rs), statistics.median(rs), max(rs),
+                                         "" if min(rs) >= 1.0 else " MISSED")
+
+    for ix, worst, ratios, ratios_cpu in verdicts:
+        tr = train_ratio.get(base_config(ix))
+        print("| %s | %+.4f (%s)%s | %s | %s | %s | %s |"
+              % (ix, worst[0], worst[1], " MISSED" if worst[0] < -0.01 else
+                 " (quarry higher)" if worst[0] > 0.01 else "", spread(ratios),
+                 spread(ratios_cpu),
+                 ratio(tr[0], 1) + ("" if tr[0] is None or tr[0] <= 1.5 else " MISSED")
+                 if tr else "-",
+                 "%.2f / %.2f" % (tr[2], tr[3]) if tr and tr[2] and tr[3] else "-"))
+
+
+def plot_ivf(res, args, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = res["rows"]
+    configs = []
+    for r in rows:
+        if base_config(r["index"]) not in configs:
+            configs.append(base_config(r["index"]))
+    colors = {"quarry": "tab:red", "faiss": "tab:green"}
+    styles = ["-", "--", ":", "-."]
+    fig, axes = plt.subplots(1, len(configs), figsize=(7 * len(configs), 5.5), dpi=120,
+                             squeeze=False)
+    for ax, cfg in zip(axes[0], configs):
+        ixs = []
+        for r in rows:
+            if base_config(r["index"]) == cfg and r["index"] not in ixs:
+                ixs.append(r["index"])
+        for e in args.engines:
+            for si, ix in enumerate(ixs):
+                pts = curve(rows, e, ix)
+                if not pts:
+                    continue
+                rf = refine_of(ix)
+                ax.plot([p["recall"] for p in pts], [p["qps"] for p in pts],
+                        marker="o" if e == "quarry" else "^", markersize=4,
+                        linestyle=styles[si % len(styles)], color=colors.get(e),
+                        label="%s, %s (build %.1f s)" % (
+                            e, "refine %d" % rf if rf > 1 else "PQ only", pts[0]["build_s"]))
+                for p in pts:
+                    ax.annotate(str(p["value"]), (p["recall"], p["qps"]),
+                                textcoords="offset points", xytext=(3, 3), fontsize=6,
+                                color=colors.get(e))
+        ax.set_yscale("log")
+        ax.set_xlabel("recall@%d" % args.k)
+        ax.set_ylabel("queries per second (1 thread, log scale)")
+        ax.set_title("%s: %s (labels: nprobe)" % (res["name"], cfg), fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def plot(res, args, path):
@@ -389,7 +721,8 @@ def main():
                     "build tree)")
     ap.add_argument("--scratch", help="parent folder of bench_ann's scratch database "
                     "(default $TMPDIR or /tmp)")
-    ap.add_argument("--engines", default=",".join(ENGINES), help="subset, comma-separated")
+    ap.add_argument("--engines", help="subset, comma-separated (default: %s; quarry,faiss "
+                    "for --index ivfpq)" % ",".join(ENGINES))
     ap.add_argument("--index", default="hnsw", choices=("hnsw", "flat", "ivfpq"),
                     help="Quarry's index kind")
     ap.add_argument("--quarry-simd", choices=("scalar", "avx2", "avx512"),
@@ -406,49 +739,94 @@ def main():
                     help="run the engines this many times in turn and keep per-point "
                     "medians (builds included), against bursts of load")
     ap.add_argument("--batch", type=int, default=10000, help="rows per Quarry import batch")
+    ap.add_argument("--nlist", type=int, default=0,
+                    help="IVF-PQ lists (0 = per data set: siftsmall 100, fashion-mnist 256)")
+    ap.add_argument("--pq-m", default="",
+                    help="IVF-PQ code bytes per vector, comma-separated (default per data "
+                    "set: siftsmall 16,32, fashion-mnist 16,56)")
+    ap.add_argument("--refine", default="1,10",
+                    help="IVF-PQ re-ranking factors to sweep (1 = off)")
+    ap.add_argument("--nprobe-list", default="1,2,4,8,16,32,64,128")
+    ap.add_argument("--train-threads", type=int, default=2,
+                    help="FAISS threads for IVF-PQ train and add (Quarry trains on 2)")
+    ap.add_argument("--coarse-niter", type=int, default=0,
+                    help="FAISS coarse k-means iterations (0 = FAISS's default, 10)")
+    ap.add_argument("--faiss-blas", metavar="DIR",
+                    help="put DIR first on FAISS's LD_LIBRARY_PATH (e.g. an unpacked "
+                    "libopenblas0-openmp's openblas-openmp folder)")
     ap.add_argument("--no-plot", action="store_true")
+    ap.add_argument("--resummarize", nargs="+", metavar="JSON",
+                    help="print the summary (and rewrite .summary.md) of earlier runs from "
+                    "their OUT/<stem>.json, with this run's --index/--engines, run nothing")
     args = ap.parse_args()
+    if args.engines is None:
+        args.engines = "quarry,faiss" if args.index == "ivfpq" else ",".join(ENGINES)
     args.engines = [e for e in args.engines.split(",") if e]
+    if args.index == "ivfpq" and "hnswlib" in args.engines:
+        sys.exit("--index ivfpq compares quarry and faiss (hnswlib has no IVF-PQ)")
     if args.rounds < 1 or args.repeat < 1 or args.max_queries < 0:
         sys.exit("--rounds and --repeat must be >= 1, --max-queries >= 0")
     if not args.engines or set(args.engines) - set(ENGINES):
         sys.exit("--engines takes a subset of %s" % ",".join(ENGINES))
 
-    bench = find_bench(args.bench_bin) if "quarry" in args.engines else None
+    bench = find_bench(args.bench_bin) if "quarry" in args.engines and not args.resummarize \
+        else None
     out = args.out or (os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(bench))),
                                     "ann-results") if bench else "ann-results")
-    os.makedirs(out, exist_ok=True)
-    if bench:
-        print("bench_ann: %s (%s)" % (show_path(bench), build_type(bench)))
-    print("results: %s" % show_path(os.path.abspath(out)))
+    if not args.resummarize:
+        os.makedirs(out, exist_ok=True)
+        if bench:
+            print("bench_ann: %s (%s)" % (show_path(bench), build_type(bench)))
+        print("results: %s" % show_path(os.path.abspath(out)))
 
     results = []
+    if args.resummarize:
+        for path in args.resummarize:
+            with open(path) as f:
+                saved = json.load(f)
+            res = saved["result"]
+            res["stem"] = os.path.splitext(path)[0]
+            for key in ("index", "engines", "rounds", "repeat", "k", "train_threads", "m",
+                        "ef_construction"):
+                setattr(args, key, saved["args"][key])
+            results.append(res)
     with tempfile.TemporaryDirectory(prefix="quarry-ann-data-") as tmp:
-        for ds in datasets(args, tmp):
+        for ds in ([] if args.resummarize else datasets(args, tmp)):
             res = bench_dataset(ds, args, bench)
             results.append(res)
-            stem = os.path.join(out, res["name"])
+            stem = os.path.join(out, res["name"] + ("-ivfpq" if args.index == "ivfpq" else ""))
+            res["stem"] = stem
             with open(stem + ".csv", "w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
+                w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n",
+                                   extrasaction="ignore")
                 w.writeheader()
                 w.writerows(res["rows"])
             if args.rounds > 1:
                 with open(stem + ".rounds.csv", "w", newline="") as f:
-                    w = csv.DictWriter(f, fieldnames=COLUMNS + ["round"], lineterminator="\n")
+                    w = csv.DictWriter(f, fieldnames=COLUMNS + ["round"], lineterminator="\n",
+                                       extrasaction="ignore")
                     w.writeheader()
                     w.writerows(res["raw"])
             with open(stem + ".log", "w") as f:
                 f.write("\n".join(res["log"]) + "\n")
+            with open(stem + ".json", "w") as f:
+                json.dump({"args": vars(args), "result": res}, f)
             if not args.no_plot:
-                plot(res, args, stem + ".png")
+                (plot_ivf if args.index == "ivfpq" else plot)(res, args, stem + ".png")
             print("wrote %s.csv, .log%s" % (show_path(os.path.abspath(stem)),
                                             "" if args.no_plot else ", .png"), flush=True)
 
+    param = "nprobe" if args.index == "ivfpq" else "ef"
     print("\n## Summary (QPS: median of %d timings%s, interpolated at the target recall; "
-          "'>=' = the first ef already reaches it)"
-          % (args.repeat, " x %d rounds" % args.rounds if args.rounds > 1 else ""))
+          "'>=' = the first %s already reaches it)"
+          % (args.repeat, " x %d rounds" % args.rounds if args.rounds > 1 else "", param))
     for res in results:
-        summarize(res, args)
+        text = io.StringIO()
+        with contextlib.redirect_stdout(text):
+            (summarize_ivf if args.index == "ivfpq" else summarize)(res, args)
+        sys.stdout.write(text.getvalue())
+        with open(res["stem"] + ".summary.md", "w") as f:
+            f.write(text.getvalue().lstrip("\n"))
 
 
 if __name__ == "__main__":
