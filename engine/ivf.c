@@ -191,6 +191,7 @@ static int train_fill_swap(struct quarry_coll *c, ivfpq *ix, const uint32_t *row
         if (is_live_vec(c, r)) rc = ivfpq_add(ix, r, c->vecs + (size_t)r * c->cfg.dim);
     ivfpq *old = NULL;
     if (!rc) {
+        ivfpq_shrink(ix); /* built in bulk: no growth slack */
         old = c->ivf;
         c->ivf = ix;
         c->idx_changes += ivfpq_size(ix) + 1;
@@ -306,7 +307,9 @@ int coll_ivf_rebuild(struct quarry_coll *c) {
     c->vacuum_gen++;
     if (!c->ivf) return 0;
     ivfpq_clear_lists(c->ivf);
-    return add_live_from(c, 0);
+    int rc = add_live_from(c, 0);
+    ivfpq_shrink(c->ivf);
+    return rc;
 }
 
 int coll_ivf_finish_replay(struct quarry_coll *c, uint32_t from) {

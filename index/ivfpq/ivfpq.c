@@ -363,6 +363,28 @@ void ivfpq_clear_lists(ivfpq *ix) {
     ix->nrows = 0;
 }
 
+void ivfpq_shrink(ivfpq *ix) {
+    if (!ix->lists) return;
+    size_t m = ix->cfg.m;
+    for (uint32_t l = 0; l < ix->cfg.nlist; l++) {
+        ivf_list *L = &ix->lists[l];
+        uint32_t cap = (L->n + IVFPQ_GROUP - 1) / IVFPQ_GROUP * IVFPQ_GROUP;
+        if (cap == L->cap) continue;
+        if (cap == 0) {
+            q_free(L->ids);
+            q_free(L->codes);
+            *L = (ivf_list){0};
+            continue;
+        }
+        uint32_t *ids = q_realloc(L->ids, (size_t)cap * sizeof *ids);
+        if (!ids) continue;
+        L->ids = ids;
+        L->cap = cap; /* codes may stay larger when their realloc fails: harmless */
+        uint8_t *codes = q_realloc(L->codes, (size_t)cap * m);
+        if (codes) L->codes = codes;
+    }
+}
+
 size_t ivfpq_code_bytes(const ivfpq *ix) {
     size_t b = 0;
     if (ix->lists)

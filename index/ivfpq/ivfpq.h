@@ -112,6 +112,9 @@ int ivfpq_add_batch(ivfpq *ix, const uint32_t *rows, size_t n, const float *base
 int ivfpq_add(ivfpq *ix, uint32_t row, const float *v);
 /* Drop every row, keep the training. */
 void ivfpq_clear_lists(ivfpq *ix);
+/* Give back the lists' growth slack (capacity down to the next group of 8),
+ * e.g. after a bulk build. Never fails (a failed realloc keeps the block). */
+void ivfpq_shrink(ivfpq *ix);
 
 size_t ivfpq_size(const ivfpq *ix);   /* rows in the lists */
 size_t ivfpq_memory(const ivfpq *ix); /* heap bytes: centroids, codebooks, tables, lists */

@@ -61,13 +61,19 @@ size_t ivfpq_search(const ivfpq *ix, const float *q, size_t k, const ivfpq_searc
         for (uint32_t j = 0; j < m; j++) {
             uint32_t ds = ivf_dsub(ix, j);
             float *row = qt + (size_t)j * IVFPQ_KSUB;
-            ix->kern->ip_batch(q + ix->sub_off[j], ivf_book(ix, j), IVFPQ_KSUB, ds, ds, row);
+            if (ds <= IVF_TRANSPOSED_MAX_DIM) /* across the 256 centroids at once */
+                ix->kern->ip_t(q + ix->sub_off[j], ds,
+                               ix->books_t + (size_t)IVFPQ_KSUB * ix->sub_off[j], IVFPQ_KSUB,
+                               row);
+            else
+                ix->kern->ip_batch(q + ix->sub_off[j], ivf_book(ix, j), IVFPQ_KSUB, ds, ds, row);
             for (uint32_t c = 0; c < IVFPQ_KSUB; c++) row[c] *= scale;
         }
 
     /* 3. scan the lists */
     topk tk;
     topk_init(&tk, cand, kk);
+    float worst = topk_worst(&tk); /* kept current after each push */
     for (size_t pi = 0; pi < np; pi++) {
         uint32_t l = probe[pi].row;
         const ivf_list *L = &ix->lists[l];
@@ -97,10 +103,11 @@ size_t ivfpq_search(const ivfpq *ix, const float *q, size_t k, const ivfpq_searc
             if (base + cnt > L->n) cnt = L->n - base;
             for (size_t v = 0; v < cnt; v++) {
                 float d = dist[v];
-                if (d > topk_worst(&tk)) continue;
+                if (d > worst) continue;
                 uint32_t row = L->ids[base + v];
                 if (p->accept && !p->accept(p->accept_ctx, row)) continue;
                 topk_push(&tk, d, row);
+                worst = topk_worst(&tk);
             }
         }
     }

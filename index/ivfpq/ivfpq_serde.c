@@ -161,6 +161,7 @@ int ivfpq_deserialize(ivfpq *ix, const uint8_t *buf, size_t len, uint32_t max_ro
     if (off != len) return corrupt(ix, "trailing bytes");
     if (total != nrows) return corrupt(ix, "row count mismatch");
     ix->nrows = (size_t)total;
+    ivfpq_shrink(ix);
     if (ivf_precompute(ix)) {
         ivf_reset(ix);
         return QUARRY_NOMEM;

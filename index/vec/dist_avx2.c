@@ -237,6 +237,30 @@ uint32_t nearest_l2_t_avx2(const float *x, size_t dim, const float *ct, size_t k
     return bi;
 }
 
+void ip_t_avx2(const float *x, size_t dim, const float *ct, size_t k, float *out) {
+    size_t c = 0;
+    for (; c + 32 <= k; c += 32) { /* four vectors in flight */
+        simde__m256 a0 = simde_mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (size_t i = 0; i < dim; i++) {
+            const float *row = ct + i * k + c;
+            simde__m256 xi = simde_mm256_set1_ps(x[i]);
+            a0 = simde_mm256_add_ps(a0, simde_mm256_mul_ps(xi, simde_mm256_loadu_ps(row)));
+            a1 = simde_mm256_add_ps(a1, simde_mm256_mul_ps(xi, simde_mm256_loadu_ps(row + 8)));
+            a2 = simde_mm256_add_ps(a2, simde_mm256_mul_ps(xi, simde_mm256_loadu_ps(row + 16)));
+            a3 = simde_mm256_add_ps(a3, simde_mm256_mul_ps(xi, simde_mm256_loadu_ps(row + 24)));
+        }
+        simde_mm256_storeu_ps(out + c, a0);
+        simde_mm256_storeu_ps(out + c + 8, a1);
+        simde_mm256_storeu_ps(out + c + 16, a2);
+        simde_mm256_storeu_ps(out + c + 24, a3);
+    }
+    for (; c < k; c++) {
+        float s = 0.0f;
+        for (size_t i = 0; i < dim; i++) s += x[i] * ct[i * k + c];
+        out[c] = s;
+    }
+}
+
 const dist_kernels dist_kernels_avx2 = {
     .isa = "avx2",
     .l2 = l2_avx2,
@@ -245,4 +269,5 @@ const dist_kernels dist_kernels_avx2 = {
     .ip_batch = ip_batch_avx2,
     .pq_scan8 = pq_scan8_avx2,
     .nearest_l2_t = nearest_l2_t_avx2,
+    .ip_t = ip_t_avx2,
 };

@@ -211,4 +211,5 @@ const dist_kernels dist_kernels_avx512 = {
     .ip_batch = ip_batch_avx512,
     .pq_scan8 = pq_scan8_avx2,
     .nearest_l2_t = nearest_l2_t_avx2,
+    .ip_t = ip_t_avx2,
 };

@@ -70,6 +70,12 @@ uint32_t nearest_l2_t_scalar(const float *x, size_t dim, const float *ct, size_t
     return bi;
 }
 
+void ip_t_scalar(const float *x, size_t dim, const float *ct, size_t k, float *out) {
+    for (size_t c = 0; c < k; c++) out[c] = 0.0f;
+    for (size_t i = 0; i < dim; i++)
+        for (size_t c = 0; c < k; c++) out[c] += x[i] * ct[i * k + c];
+}
+
 int dist_normalize(float *v, size_t dim) {
     double s = 0.0;
     for (size_t i = 0; i < dim; i++) s += (double)v[i] * (double)v[i];
@@ -89,4 +95,5 @@ const dist_kernels dist_kernels_scalar = {
     .ip_batch = ip_batch_scalar,
     .pq_scan8 = pq_scan8_scalar,
     .nearest_l2_t = nearest_l2_t_scalar,
+    .ip_t = ip_t_scalar,
 };

@@ -48,6 +48,10 @@ typedef void (*pq_scan_fn)(const float *lut, const uint8_t *codes, size_t ngroup
 typedef uint32_t (*nearest_t_fn)(const float *x, size_t dim, const float *ct, size_t k,
                                  float *best);
 
+/* Dot products with k transposed centroids: out[c] = sum_i x[i] * ct[i*k + c]
+ * (i in order, mul + add: bit-identical across ISAs). PQ query tables. */
+typedef void (*ip_t_fn)(const float *x, size_t dim, const float *ct, size_t k, float *out);
+
 typedef struct dist_kernels {
     const char *isa; /* "scalar", "avx2", "avx512" */
     dist_pair_fn l2;
@@ -56,6 +60,7 @@ typedef struct dist_kernels {
     dist_batch_fn ip_batch;
     pq_scan_fn pq_scan8;
     nearest_t_fn nearest_l2_t;
+    ip_t_fn ip_t;
 } dist_kernels;
 
 /* The table chosen at start-up (thread-safe, computed once). Never NULL. */
@@ -85,5 +90,7 @@ void pq_scan8_avx2(const float *lut, const uint8_t *codes, size_t ngroups, size_
                    float *out);
 uint32_t nearest_l2_t_scalar(const float *x, size_t dim, const float *ct, size_t k, float *best);
 uint32_t nearest_l2_t_avx2(const float *x, size_t dim, const float *ct, size_t k, float *best);
+void ip_t_scalar(const float *x, size_t dim, const float *ct, size_t k, float *out);
+void ip_t_avx2(const float *x, size_t dim, const float *ct, size_t k, float *out);
 
 #endif
