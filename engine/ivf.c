@@ -13,8 +13,9 @@
  *   2. train on the copy, no lock held;
  *   3. encode the snapshot rows into the new index in chunks of ENCODE_CHUNK,
  *      each under the read lock (readers go on, a writer waits one chunk);
- *   4. under the write lock: encode the rows written since the snapshot,
- *      swap the new index in, free the old one.
+ *   4. catch up with the rows written since the snapshot the same way (a
+ *      few rounds, while more than a chunk is new), then under the write
+ *      lock encode the last few, swap the new index in, free the old one.
  * The old index (or the exact scan) serves until the swap, so every row stays
  * searchable. A vacuum (compaction) renumbers rows: the training notices the
  * generation change and starts over. The new index is then checkpointed so a
@@ -31,6 +32,7 @@
 
 #define ENCODE_CHUNK 16384
 #define TRAIN_RETRIES 3
+#define CATCHUP_ROUNDS 8
 #define IVF_DEFAULT_TRAIN_ROWS 10000
 
 static uint32_t resolve_nlist(const quarry_collection_config *cfg, uint64_t nvec) {
@@ -180,6 +182,25 @@ static int train_fill_swap(struct quarry_coll *c, ivfpq *ix, const uint32_t *row
         if (c->vacuum_gen != gen) rc = QUARRY_BUSY;
         else rc = ivfpq_add_batch(ix, rows + at, cnt, c->vecs, c->cfg.dim, 2);
         pthread_rwlock_unlock(&c->rw);
+    }
+    /* Catch up with the rows written meanwhile, a chunk at a time under the
+     * read lock, until the rest is small enough for the write lock. */
+    for (int round = 0; !rc && round < CATCHUP_ROUNDS; round++) {
+        pthread_rwlock_rdlock(&c->rw);
+        uint32_t end = c->nrows;
+        if (c->vacuum_gen != gen) rc = QUARRY_BUSY;
+        pthread_rwlock_unlock(&c->rw);
+        if (rc || end - upto <= ENCODE_CHUNK) break;
+        for (uint32_t from = upto; !rc && from < end;) {
+            uint32_t to = end - from > ENCODE_CHUNK ? from + ENCODE_CHUNK : end;
+            pthread_rwlock_rdlock(&c->rw);
+            if (c->vacuum_gen != gen) rc = QUARRY_BUSY;
+            for (uint32_t r = from; !rc && r < to; r++)
+                if (is_live_vec(c, r)) rc = ivfpq_add(ix, r, c->vecs + (size_t)r * c->cfg.dim);
+            pthread_rwlock_unlock(&c->rw);
+            from = to;
+        }
+        upto = end;
     }
     if (rc) return rc;
     pthread_rwlock_wrlock(&c->rw);
