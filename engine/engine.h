@@ -133,7 +133,7 @@ struct quarry_coll {
     uint64_t ckpt_lsn;
     uint32_t ckpt_rows;
     uint32_t ckpt_rows_seen; /* replay: rows numbered after the last batch <= ckpt_lsn */
-    uint64_t idx_changes;    /* graph, text and metadata index changes since the checkpoint */
+    _Atomic uint64_t idx_changes; /* index changes since the checkpoint (the flusher polls it) */
     uint64_t *live_vec;
     idmap map;
     uint64_t nlive, nlive_vec, ndead;
