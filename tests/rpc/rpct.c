@@ -91,6 +91,14 @@ int rpct_stop(rpct_server *s, int sig) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+void rpct_stop_clean(rpct_server *s) {
+    int st = rpct_stop(s, SIGTERM);
+    if (st != 0) {
+        rpct_dump_log(s);
+        T_FAIL("quarryd exited with %d after SIGTERM", st);
+    }
+}
+
 void rpct_dump_log(const rpct_server *s) {
     FILE *f = fopen(s->log, "r");
     if (!f) return;

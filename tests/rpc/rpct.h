@@ -33,6 +33,8 @@ int rpct_try_start(rpct_server *s, const char *data, const char *const *args,
                    const char *api_key);
 /* Sends `sig`, waits for the exit; returns the exit status, or 128 + signal. */
 int rpct_stop(rpct_server *s, int sig);
+/* SIGTERM and expect a clean exit (0); otherwise print the log and fail. */
+void rpct_stop_clean(rpct_server *s);
 /* Prints the server's log to stderr (for failures). */
 void rpct_dump_log(const rpct_server *s);
 /* Does the server log contain `needle`? */

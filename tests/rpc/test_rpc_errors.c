@@ -378,11 +378,7 @@ int main(void) {
     rpct_server srv;
     rpct_start(&srv, data, NULL, NULL);
     bad_requests(&srv);
-    int st = rpct_stop(&srv, SIGTERM);
-    if (st != 0) {
-        rpct_dump_log(&srv);
-        T_FAIL("quarryd exited with %d", st);
-    }
+    rpct_stop_clean(&srv);
     T_ASSERT(rpct_log_has(&srv, "code=INVALID_ARGUMENT"));
     limits(dir);
     auth(dir);

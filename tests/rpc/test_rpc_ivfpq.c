@@ -436,11 +436,7 @@ int main(void) {
     drop_while_training(&srv, cl);
 
     qrpc_close(cl);
-    int st = rpct_stop(&srv, SIGTERM);
-    if (st != 0) {
-        rpct_dump_log(&srv);
-        T_FAIL("quarryd exited with %d after SIGTERM", st);
-    }
+    rpct_stop_clean(&srv);
     T_ASSERT(rpct_log_has(&srv, "event=collection_trained"));
 
     /* restart: the trained index was checkpointed, no retraining needed */

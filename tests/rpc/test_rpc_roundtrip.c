@@ -410,11 +410,7 @@ int main(void) {
     list_describe_stats(cl, NROWS - 2 + nchunks);
     drop(cl);
     qrpc_close(cl);
-    int st = rpct_stop(&srv, SIGTERM);
-    if (st != 0) {
-        rpct_dump_log(&srv);
-        T_FAIL("quarryd exited with %d after SIGTERM", st);
-    }
+    rpct_stop_clean(&srv);
     T_ASSERT(rpct_log_has(&srv, "event=stopped"));
 
     /* restart: everything acknowledged is there */
