@@ -9,7 +9,8 @@
  *             [--m 16] [--ef-construction 200]
  *             [--ef-list 10,16,24,32,48,64,96,128,192,256]
  *             [--nlist 0] [--pq-m 0] [--nprobe-list 1,2,4,8,16,32,64,128]
- *             [--refine 0[,R...]] [--repeat 3] [--min-time 0.2] [--no-header]
+ *             [--refine 0[,R...]] [--seed S | --seeds S1,S2,...]
+ *             [--repeat 3] [--min-time 0.2] [--no-header]
  *
  * Inputs are TEXMEX .fvecs (base, queries) and .ivecs (ground truth: row i
  * holds the ids of query i's nearest base rows, nearest first, at least k of
@@ -47,6 +48,18 @@
  * total=S exact=E" shows that the timed queries went through the index (E
  * counts searches the engine answered by an exact scan), and "# search:
  * wall_s=W cpu_s=C" that they ran on one thread (C/W <= 1).
+ *
+ * K-means seeds (--seed S, --seeds S1,S2,...). The recall at small nprobe
+ * depends on the coarse partition, that is on the k-means seed. --seeds
+ * builds and sweeps one collection per seed, one after the other in this
+ * process (each created with ivf_seed = S, imported, trained, swept, then
+ * closed and dropped before the next), and its rows carry the seed at the end
+ * of the index column: "ivfpq-nl<L>-m<M>[+refine<R>]@s<S>" (the CSV columns
+ * stay the same; the header line is printed once). Each seed's comment lines
+ * follow a line "# seed: S" (train_s, ivf, build, cpu_qps, searches and
+ * search lines as above, per seed). --seed S is --seeds S. Without either
+ * option ivf_seed is 0 (derived from the collection) and the index column has
+ * no suffix. Seed 0 given explicitly means the same derived seed.
  *
  * Search. Every query runs alone (one quarry_search call, k hits) on the
  * calling thread, one after the other; nothing runs concurrently. After an
@@ -119,6 +132,8 @@ typedef struct options {
     double min_time;
     uint32_t ef[MAX_LIST], nprobe[MAX_LIST], refine[MAX_LIST];
     int nef, nnprobe, nrefine;
+    uint64_t seeds[MAX_LIST]; /* k-means seeds (ivf_seed), one collection each */
+    int nseeds, seeded;       /* seeded: --seed/--seeds given (index names get "@s<S>") */
 } options;
 
 static double cpu_s(void) {
@@ -198,6 +213,22 @@ static int parse_u32_list(const char *s, uint32_t *out, const char *name, int ze
     return n;
 }
 
+static int parse_u64_list(const char *s, uint64_t *out, const char *name) {
+    int n = 0;
+    char *copy = strdup(s), *save = NULL;
+    if (!copy) die("out of memory", NULL);
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(t, &end, 10);
+        if (*end || errno || *t == '-' || n == MAX_LIST) die("bad list for", name);
+        out[n++] = (uint64_t)v;
+    }
+    free(copy);
+    if (n == 0) die("empty list for", name);
+    return n;
+}
+
 static unsigned long parse_num(const char *s, const char *name, int zero_ok) {
     char *end;
     errno = 0;
@@ -212,8 +243,8 @@ static void usage(void) {
                     "                 [--metric l2|ip|cosine] [--k 10] [--nq N] [--batch 10000]\n"
                     "                 [--m 16] [--ef-construction 200] [--ef-list 10,16,...,256]\n"
                     "                 [--nlist 0] [--pq-m 0] [--nprobe-list 1,2,...,128]\n"
-                    "                 [--refine 0[,R...]] [--repeat 3] [--min-time 0.2]\n"
-                    "                 [--no-header]\n");
+                    "                 [--refine 0[,R...]] [--seed S | --seeds S1,S2,...]\n"
+                    "                 [--repeat 3] [--min-time 0.2] [--no-header]\n");
     exit(2);
 }
 
@@ -231,6 +262,7 @@ static void parse_args(int argc, char **argv, options *o) {
     o->nef = parse_u32_list("10,16,24,32,48,64,96,128,192,256", o->ef, "--ef-list", 0);
     o->nnprobe = parse_u32_list("1,2,4,8,16,32,64,128", o->nprobe, "--nprobe-list", 0);
     o->nrefine = parse_u32_list("1", o->refine, "--refine", 1);
+    o->nseeds = 1; /* seeds[0] = 0: the collection's derived seed */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) usage();
@@ -276,6 +308,10 @@ static void parse_args(int argc, char **argv, options *o) {
             o->pq_m = (uint32_t)parse_num(v, a, 1);
         } else if (!strcmp(a, "--refine")) {
             o->nrefine = parse_u32_list(v, o->refine, a, 1);
+        } else if (!strcmp(a, "--seed") || !strcmp(a, "--seeds")) {
+            o->nseeds = parse_u64_list(v, o->seeds, a);
+            if (!strcmp(a, "--seed") && o->nseeds != 1) die("--seed takes one number", v);
+            o->seeded = 1;
         } else if (!strcmp(a, "--nprobe-list")) {
             o->nnprobe = parse_u32_list(v, o->nprobe, a, 0);
         } else if (!strcmp(a, "--repeat")) {
@@ -361,6 +397,197 @@ static const char *base_name(const char *path) {
     return s ? s + 1 : path;
 }
 
+/* What every seed's build and sweep share. */
+typedef struct run_ctx {
+    const options *o;
+    quarry_db *db;
+    const char *scratch; /* the database directory, removed on a create error */
+    const vecs *base, *qs, *gt;
+    size_t nq;
+    const char *ids;
+    const uint8_t *id_lens;
+    uint32_t *hits;
+    double *rate, *rate_cpu;
+    int header_done;
+} run_ctx;
+
+/* One collection: create (ivf_seed = seed), import, train (IVF-PQ), sweep,
+ * then close and drop it. seed_ix indexes o->seeds. */
+static void run_seed(run_ctx *x, int seed_ix) {
+    const options *o = x->o;
+    const vecs *base = x->base;
+    size_t nq = x->nq;
+    uint64_t seed = o->seeds[seed_ix];
+    int ivf = o->index == QUARRY_INDEX_IVFPQ;
+    int rc;
+    char coll_name[64], suffix[32] = "";
+    if (o->seeded) {
+        snprintf(coll_name, sizeof coll_name, "ann-s%llu", (unsigned long long)seed);
+        snprintf(suffix, sizeof suffix, "@s%llu", (unsigned long long)seed);
+        printf("# seed: %llu collection=%s\n", (unsigned long long)seed, coll_name);
+        fprintf(stderr, "bench_ann: %s: seed %llu (%d of %d)\n", o->name,
+                (unsigned long long)seed, seed_ix + 1, o->nseeds);
+    } else {
+        snprintf(coll_name, sizeof coll_name, "ann");
+    }
+
+    quarry_collection_config cfg;
+    quarry_collection_config_init(&cfg);
+    cfg.dim = (uint32_t)base->dim;
+    cfg.metric = o->metric;
+    cfg.index = o->index;
+    cfg.durability = QUARRY_DURABILITY_NONE;
+    cfg.hnsw_m = o->m;
+    cfg.hnsw_ef_construction = o->ef_construction;
+    cfg.ivf_nlist = o->nlist;
+    cfg.pq_m = o->pq_m;
+    cfg.ivf_seed = seed;
+    if (ivf) cfg.ivf_train_rows = UINT32_MAX; /* no background training during the import */
+    quarry_coll *coll;
+    if ((rc = quarry_collection_create(x->db, coll_name, &cfg, &coll))) {
+        rm_rf(x->scratch);
+        die_rc("quarry_collection_create", rc);
+    }
+
+    /* Build: batched upserts, timed from the first upsert to the last commit. */
+    fprintf(stderr, "bench_ann: %s: importing %zu rows (%s)\n", o->name, base->n,
+            quarry_index_name(o->index));
+    quarry_batch *b;
+    if ((rc = quarry_batch_new(coll, &b))) die_rc("quarry_batch_new", rc);
+    uint64_t rss0 = rss_bytes();
+    double cpu0 = cpu_s(), t0 = now_s();
+    for (size_t i = 0; i < base->n; i += o->batch) {
+        size_t end = i + o->batch < base->n ? i + o->batch : base->n;
+        for (size_t j = i; j < end; j++) {
+            quarry_row r = {0};
+            r.id = x->ids + j * ID_STRIDE;
+            r.id_len = x->id_lens[j];
+            r.vector = base->v + j * base->dim;
+            r.dim = (uint32_t)base->dim;
+            if ((rc = quarry_batch_upsert(b, &r))) die_rc("quarry_batch_upsert", rc);
+        }
+        if ((rc = quarry_batch_commit(b))) die_rc("quarry_batch_commit", rc);
+    }
+    double build_s = now_s() - t0, build_cpu = cpu_s() - cpu0;
+    quarry_batch_free(b);
+    /* IVF-PQ: train on everything now, on its own clock (see the header). */
+    double ingest_s = build_s, train_s = 0, train_cpu = 0;
+    if (ivf) {
+        fprintf(stderr, "bench_ann: %s: training IVF-PQ (nlist %u, m %u)\n", o->name, o->nlist,
+                o->pq_m);
+        double c0 = cpu_s(), t1 = now_s();
+        if ((rc = quarry_collection_train(coll, 1))) die_rc("quarry_collection_train", rc);
+        train_s = now_s() - t1;
+        train_cpu = cpu_s() - c0;
+        build_s += train_s;
+        build_cpu += train_cpu;
+    }
+    uint64_t rss1 = rss_bytes();
+    double ts = now_s();
+    if ((rc = quarry_sync(x->db))) die_rc("quarry_sync", rc);
+    double sync_s = now_s() - ts;
+
+    quarry_coll_stats st;
+    memset(&st, 0, sizeof st);
+    st.size = sizeof st;
+    if ((rc = quarry_collection_stats(coll, &st))) die_rc("quarry_collection_stats", rc);
+    if (st.rows != base->n) die("row count after the import does not match the base", NULL);
+    if (ivf) {
+        if (st.ivf_training || !st.ivf_nlist || st.ivf_rows != base->n)
+            die("the IVF-PQ index is not trained over every row after quarry_collection_train",
+                NULL);
+        printf("# train_s=%.3f ingest_s=%.3f cpu_s=%.3f\n", train_s, ingest_s, train_cpu);
+        printf("# ivf: nlist=%u m=%u rows=%llu code_bytes=%llu bytes_per_vector=%.2f "
+               "memory_bytes=%llu index_bytes=%llu\n",
+               st.ivf_nlist, st.pq_m, (unsigned long long)st.ivf_rows,
+               (unsigned long long)st.ivf_code_bytes,
+               (double)st.ivf_code_bytes / (double)st.ivf_rows, (unsigned long long)st.memory_bytes,
+               (unsigned long long)st.index_bytes);
+    }
+    printf("# build: wall_s=%.3f cpu_s=%.3f sync_s=%.3f rss_delta_mb=%.1f memory_bytes=%llu "
+           "disk_bytes=%llu\n",
+           build_s, build_cpu, sync_s, (double)(rss1 > rss0 ? rss1 - rss0 : 0) / 1048576.0,
+           (unsigned long long)st.memory_bytes, (unsigned long long)st.disk_bytes);
+    fflush(stdout);
+
+    /* Search sweep: every value of ef (hnsw, flat) or, for ivfpq, every
+     * (refine, nprobe) pair, refine outermost. */
+    const char *param = ivf ? "nprobe" : "ef";
+    const uint32_t *values = ivf ? o->nprobe : o->ef;
+    int nvalues = ivf ? o->nnprobe : o->nef;
+    int nouter = ivf ? o->nrefine : 1;
+    quarry_search_params sp;
+    quarry_search_params_init(&sp);
+    sp.ef = values[0];
+    sp.nprobe = values[0];
+    sp.refine = o->refine[0];
+    search_pass(coll, x->qs, nq < 100 ? nq : 100, o->k, &sp, x->hits); /* warm-up, untimed */
+    if (o->header && !x->header_done)
+        printf("engine,dataset,index,param,value,recall,qps,build_s,peak_rss_mb,"
+               "index_bytes\n");
+    x->header_done = 1;
+    double sweep_wall = 0, sweep_cpu = 0;
+    for (int u = 0; u < nouter; u++) {
+        char index_name[96];
+        if (ivf)
+            snprintf(index_name, sizeof index_name, "ivfpq-nl%u-m%u", st.ivf_nlist, st.pq_m);
+        else
+            snprintf(index_name, sizeof index_name, "%s", quarry_index_name(o->index));
+        size_t len = strlen(index_name);
+        if (ivf && o->refine[u] > 1)
+            snprintf(index_name + len, sizeof index_name - len, "+refine%u", o->refine[u]);
+        len = strlen(index_name);
+        snprintf(index_name + len, sizeof index_name - len, "%s", suffix);
+        for (int v = 0; v < nvalues; v++) {
+            quarry_search_params_init(&sp);
+            if (ivf) {
+                sp.nprobe = values[v];
+                sp.refine = o->refine[u]; /* 1 = off, never the collection's default */
+            } else {
+                sp.ef = values[v];
+            }
+            double w0 = now_s(), c0 = cpu_s();
+            for (int r = 0; r < o->repeat; r++) {
+                size_t done = 0;
+                double p0 = now_s(), pc = cpu_s(), dt;
+                do {
+                    search_pass(coll, x->qs, nq, o->k, &sp, x->hits);
+                    done += nq;
+                    dt = now_s() - p0;
+                } while (dt < o->min_time);
+                double dc = cpu_s() - pc;
+                x->rate[r] = (double)done / dt;
+                x->rate_cpu[r] = dc > 0 ? (double)done / dc : 0;
+            }
+            sweep_wall += now_s() - w0;
+            sweep_cpu += cpu_s() - c0;
+            double qps = median(x->rate, o->repeat), qps_cpu = median(x->rate_cpu, o->repeat);
+            double recall = recall_at_k(o, base, x->qs, x->gt, nq, x->hits);
+            printf("quarry,%s,%s,%s,%u,%.4f,%.1f,%.3f,%.1f,%llu\n", o->name, index_name, param,
+                   values[v], recall, qps, build_s, peak_rss_mb(),
+                   (unsigned long long)st.memory_bytes);
+            printf("# cpu_qps: index=%s %s=%u qps_cpu=%.1f\n", index_name, param, values[v],
+                   qps_cpu);
+            fflush(stdout);
+            fprintf(stderr, "bench_ann: %s %s %s=%u recall=%.4f qps=%.0f\n", o->name,
+                    index_name, param, values[v], recall, qps);
+        }
+    }
+
+    memset(&st, 0, sizeof st);
+    st.size = sizeof st;
+    if ((rc = quarry_collection_stats(coll, &st))) die_rc("quarry_collection_stats", rc);
+    printf("# searches: total=%llu exact=%llu\n", (unsigned long long)st.searches,
+           (unsigned long long)st.searches_exact);
+    printf("# search: wall_s=%.3f cpu_s=%.3f\n", sweep_wall, sweep_cpu);
+    fflush(stdout);
+
+    quarry_collection_close(coll);
+    /* the next seed starts from an empty database (memory and disk) */
+    if (o->nseeds > 1 && (rc = quarry_collection_drop(x->db, coll_name)))
+        die_rc("quarry_collection_drop", rc);
+}
+
 int main(int argc, char **argv) {
     options o;
     parse_args(argc, argv, &o);
@@ -408,24 +635,11 @@ int main(int argc, char **argv) {
 
     quarry_db *db;
     int rc = quarry_open(scratch, NULL, &db);
-    if (rc) die_rc("quarry_open", rc);
-    quarry_collection_config cfg;
-    quarry_collection_config_init(&cfg);
-    cfg.dim = (uint32_t)base.dim;
-    cfg.metric = o.metric;
-    cfg.index = o.index;
-    cfg.durability = QUARRY_DURABILITY_NONE;
-    cfg.hnsw_m = o.m;
-    cfg.hnsw_ef_construction = o.ef_construction;
-    cfg.ivf_nlist = o.nlist;
-    cfg.pq_m = o.pq_m;
-    int ivf = o.index == QUARRY_INDEX_IVFPQ;
-    if (ivf) cfg.ivf_train_rows = UINT32_MAX; /* no background training during the import */
-    quarry_coll *coll;
-    if ((rc = quarry_collection_create(db, "ann", &cfg, &coll))) {
+    if (rc) {
         rm_rf(scratch);
-        die_rc("quarry_collection_create", rc);
+        die_rc("quarry_open", rc);
     }
+    int ivf = o.index == QUARRY_INDEX_IVFPQ;
 
     printf("# bench_ann: quarry %s io=%s dataset=%s n=%zu dim=%zu nq=%zu k=%u index=%s "
            "metric=%s m=%u ef_construction=%u batch=%zu repeat=%d min_time=%.2f cpus=%ld "
@@ -438,140 +652,17 @@ int main(int argc, char **argv) {
         printf(" nlist=%u pq_m=%u refine=", o.nlist, o.pq_m);
         for (int i = 0; i < o.nrefine; i++) printf("%s%u", i ? "," : "", o.refine[i]);
     }
+    if (o.seeded) {
+        printf(" seeds=");
+        for (int i = 0; i < o.nseeds; i++)
+            printf("%s%llu", i ? "," : "", (unsigned long long)o.seeds[i]);
+    }
     printf("\n");
     fflush(stdout);
 
-    /* Build: batched upserts, timed from the first upsert to the last commit. */
-    fprintf(stderr, "bench_ann: %s: importing %zu rows (%s)\n", o.name, base.n,
-            quarry_index_name(o.index));
-    quarry_batch *b;
-    if ((rc = quarry_batch_new(coll, &b))) die_rc("quarry_batch_new", rc);
-    uint64_t rss0 = rss_bytes();
-    double cpu0 = cpu_s(), t0 = now_s();
-    for (size_t i = 0; i < base.n; i += o.batch) {
-        size_t end = i + o.batch < base.n ? i + o.batch : base.n;
-        for (size_t j = i; j < end; j++) {
-            quarry_row r = {0};
-            r.id = ids + j * ID_STRIDE;
-            r.id_len = id_lens[j];
-            r.vector = base.v + j * base.dim;
-            r.dim = (uint32_t)base.dim;
-            if ((rc = quarry_batch_upsert(b, &r))) die_rc("quarry_batch_upsert", rc);
-        }
-        if ((rc = quarry_batch_commit(b))) die_rc("quarry_batch_commit", rc);
-    }
-    double build_s = now_s() - t0, build_cpu = cpu_s() - cpu0;
-    quarry_batch_free(b);
-    /* IVF-PQ: train on everything now, on its own clock (see the header). */
-    double ingest_s = build_s, train_s = 0, train_cpu = 0;
-    if (ivf) {
-        fprintf(stderr, "bench_ann: %s: training IVF-PQ (nlist %u, m %u)\n", o.name, o.nlist,
-                o.pq_m);
-        double c0 = cpu_s(), t1 = now_s();
-        if ((rc = quarry_collection_train(coll, 1))) die_rc("quarry_collection_train", rc);
-        train_s = now_s() - t1;
-        train_cpu = cpu_s() - c0;
-        build_s += train_s;
-        build_cpu += train_cpu;
-    }
-    uint64_t rss1 = rss_bytes();
-    double ts = now_s();
-    if ((rc = quarry_sync(db))) die_rc("quarry_sync", rc);
-    double sync_s = now_s() - ts;
+    run_ctx x = {&o, db, scratch, &base, &qs, &gt, nq, ids, id_lens, hits, rate, rate_cpu, 0};
+    for (int s = 0; s < o.nseeds; s++) run_seed(&x, s);
 
-    quarry_coll_stats st;
-    memset(&st, 0, sizeof st);
-    st.size = sizeof st;
-    if ((rc = quarry_collection_stats(coll, &st))) die_rc("quarry_collection_stats", rc);
-    if (st.rows != base.n) die("row count after the import does not match the base", NULL);
-    if (ivf) {
-        if (st.ivf_training || !st.ivf_nlist || st.ivf_rows != base.n)
-            die("the IVF-PQ index is not trained over every row after quarry_collection_train",
-                NULL);
-        printf("# train_s=%.3f ingest_s=%.3f cpu_s=%.3f\n", train_s, ingest_s, train_cpu);
-        printf("# ivf: nlist=%u m=%u rows=%llu code_bytes=%llu bytes_per_vector=%.2f "
-               "memory_bytes=%llu index_bytes=%llu\n",
-               st.ivf_nlist, st.pq_m, (unsigned long long)st.ivf_rows,
-               (unsigned long long)st.ivf_code_bytes,
-               (double)st.ivf_code_bytes / (double)st.ivf_rows, (unsigned long long)st.memory_bytes,
-               (unsigned long long)st.index_bytes);
-    }
-    printf("# build: wall_s=%.3f cpu_s=%.3f sync_s=%.3f rss_delta_mb=%.1f memory_bytes=%llu "
-           "disk_bytes=%llu\n",
-           build_s, build_cpu, sync_s, (double)(rss1 > rss0 ? rss1 - rss0 : 0) / 1048576.0,
-           (unsigned long long)st.memory_bytes, (unsigned long long)st.disk_bytes);
-    fflush(stdout);
-
-    /* Search sweep: every value of ef (hnsw, flat) or, for ivfpq, every
-     * (refine, nprobe) pair, refine outermost. */
-    const char *param = ivf ? "nprobe" : "ef";
-    const uint32_t *values = ivf ? o.nprobe : o.ef;
-    int nvalues = ivf ? o.nnprobe : o.nef;
-    int nouter = ivf ? o.nrefine : 1;
-    quarry_search_params sp;
-    quarry_search_params_init(&sp);
-    sp.ef = values[0];
-    sp.nprobe = values[0];
-    sp.refine = o.refine[0];
-    search_pass(coll, &qs, nq < 100 ? nq : 100, o.k, &sp, hits); /* warm-up, untimed */
-    if (o.header)
-        printf("engine,dataset,index,param,value,recall,qps,build_s,peak_rss_mb,"
-               "index_bytes\n");
-    double sweep_wall = 0, sweep_cpu = 0;
-    for (int u = 0; u < nouter; u++) {
-        char index_name[64];
-        if (ivf)
-            snprintf(index_name, sizeof index_name, "ivfpq-nl%u-m%u", st.ivf_nlist, st.pq_m);
-        else
-            snprintf(index_name, sizeof index_name, "%s", quarry_index_name(o.index));
-        if (ivf && o.refine[u] > 1) {
-            size_t len = strlen(index_name);
-            snprintf(index_name + len, sizeof index_name - len, "+refine%u", o.refine[u]);
-        }
-        for (int v = 0; v < nvalues; v++) {
-            quarry_search_params_init(&sp);
-            if (ivf) {
-                sp.nprobe = values[v];
-                sp.refine = o.refine[u]; /* 1 = off, never the collection's default */
-            } else {
-                sp.ef = values[v];
-            }
-            double w0 = now_s(), c0 = cpu_s();
-            for (int r = 0; r < o.repeat; r++) {
-                size_t done = 0;
-                double p0 = now_s(), pc = cpu_s(), dt;
-                do {
-                    search_pass(coll, &qs, nq, o.k, &sp, hits);
-                    done += nq;
-                    dt = now_s() - p0;
-                } while (dt < o.min_time);
-                double dc = cpu_s() - pc;
-                rate[r] = (double)done / dt;
-                rate_cpu[r] = dc > 0 ? (double)done / dc : 0;
-            }
-            sweep_wall += now_s() - w0;
-            sweep_cpu += cpu_s() - c0;
-            double qps = median(rate, o.repeat), qps_cpu = median(rate_cpu, o.repeat);
-            double recall = recall_at_k(&o, &base, &qs, &gt, nq, hits);
-            printf("quarry,%s,%s,%s,%u,%.4f,%.1f,%.3f,%.1f,%llu\n", o.name, index_name, param,
-                   values[v], recall, qps, build_s, peak_rss_mb(),
-                   (unsigned long long)st.memory_bytes);
-            printf("# cpu_qps: index=%s %s=%u qps_cpu=%.1f\n", index_name, param, values[v],
-                   qps_cpu);
-            fflush(stdout);
-            fprintf(stderr, "bench_ann: %s %s %s=%u recall=%.4f qps=%.0f\n", o.name, index_name,
-                    param, values[v], recall, qps);
-        }
-    }
-
-    memset(&st, 0, sizeof st);
-    st.size = sizeof st;
-    if ((rc = quarry_collection_stats(coll, &st))) die_rc("quarry_collection_stats", rc);
-    printf("# searches: total=%llu exact=%llu\n", (unsigned long long)st.searches,
-           (unsigned long long)st.searches_exact);
-    printf("# search: wall_s=%.3f cpu_s=%.3f\n", sweep_wall, sweep_cpu);
-
-    quarry_collection_close(coll);
     if ((rc = quarry_close(db))) die_rc("quarry_close", rc);
     rm_rf(scratch);
     free(ids);

@@ -47,6 +47,16 @@ bench_ann:
            alloc_model_bytes_per_vector models that (each list's capacity as
            the power of two >= its size, as libstdc++ grows it).
            build_s = train_s + add_s.
+           --seed S / --seeds S1,S2,... (ivfpq): k-means seeds. For each seed in
+           turn a new IndexIVFPQ is trained with cp.seed = pq.cp.seed = S (the
+           coarse quantiser's and the codebooks' FAISS ClusteringParameters),
+           filled and swept, and the previous one is freed first; its rows
+           carry the seed at the end of the index column
+           ("ivfpq-nl<L>-m<M>[+refine<R>]@s<S>", the CSV columns stay the
+           same), and its comment lines follow "# seed: S". Without the option
+           FAISS's default seed (1234) is used and the index column has no
+           suffix. For the seeds after the first, index_bytes (RSS growth) can
+           read low, as the freed index's memory is reused.
 
 All queries go to the library in one call so that the per-query cost is the
 library's own loop (one thread, one query after the other), not Python's.
@@ -231,7 +241,7 @@ class Faiss:
 class FaissIVFPQ(Faiss):
     """FAISS IndexIVFPQ (8-bit codes); IndexRefineFlat around it for re-ranking."""
 
-    def __init__(self, metric, dim, nlist, m, train_threads, coarse_niter):
+    def __init__(self, metric, dim, nlist, m, train_threads, coarse_niter, seed=None):
         import faiss
         self.faiss = faiss
         if dim % m:
@@ -241,6 +251,7 @@ class FaissIVFPQ(Faiss):
         self.mt = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
         self.dim, self.nlist, self.m = dim, nlist, m
         self.train_threads, self.coarse_niter = train_threads, coarse_niter
+        self.seed = seed
         self.ivf = self.refined = None
         self.times = {}
 
@@ -253,6 +264,9 @@ class FaissIVFPQ(Faiss):
         self.ivf = faiss.IndexIVFPQ(self.quantizer, self.dim, self.nlist, self.m, 8, self.mt)
         if self.coarse_niter:
             self.ivf.cp.niter = self.coarse_niter
+        if self.seed is not None:
+            self.ivf.cp.seed = self.seed      # coarse quantiser k-means
+            self.ivf.pq.cp.seed = self.seed   # codebook k-means
         faiss.omp_set_num_threads(self.train_threads)
         t0 = time.perf_counter()
         self.ivf.train(xb)
@@ -276,10 +290,10 @@ class FaissIVFPQ(Faiss):
         alloc = sum((1 << (il.list_size(i) - 1).bit_length()) * (il.code_size + 8)
                     for i in range(self.ivf.nlist) if il.list_size(i))
         return ["# train_s=%.3f add_s=%.3f train_threads=%d coarse_niter=%d pq_niter=%d "
-                "precomputed_table=%d OMP_WAIT_POLICY=%s"
+                "precomputed_table=%d OMP_WAIT_POLICY=%s seed=%d"
                 % (self.times["train_s"], self.times["add_s"], self.train_threads,
                    self.ivf.cp.niter, self.ivf.pq.cp.niter, self.ivf.use_precomputed_table,
-                   os.environ.get("OMP_WAIT_POLICY", "")),
+                   os.environ.get("OMP_WAIT_POLICY", ""), self.ivf.cp.seed),
                 "# ivf: nlist=%d m=%d rows=%d code_bytes=%d bytes_per_vector=%.2f "
                 "alloc_model_bytes_per_vector=%.2f"
                 % (self.ivf.nlist, self.ivf.pq.M, rows, code_bytes, code_bytes / max(rows, 1),
@@ -349,6 +363,9 @@ def main():
                     help="OpenMP threads for IVF-PQ train and add (search uses 1)")
     ap.add_argument("--coarse-niter", type=int, default=0,
                     help="k-means iterations of the coarse quantiser (0 = FAISS's default)")
+    ap.add_argument("--seed", type=int, help="k-means seed for IVF-PQ (= --seeds S)")
+    ap.add_argument("--seeds", help="k-means seeds for IVF-PQ, comma-separated: one index "
+                    "per seed, rows suffixed @s<S> (default: FAISS's seed, no suffix)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--min-time", type=float, default=0.2,
                     help="seconds each timing runs at least (whole passes)")
@@ -361,6 +378,12 @@ def main():
         sys.exit("bad --k or --repeat")
     if args.train_threads <= 0 or args.nlist < 0 or args.pq_m < 0 or args.coarse_niter < 0:
         sys.exit("bad --train-threads, --nlist, --pq-m or --coarse-niter")
+    if args.seed is not None and args.seeds:
+        sys.exit("give --seed or --seeds, not both")
+    seeds = ([args.seed] if args.seed is not None else
+             int_list(args.seeds, "--seeds", zero_ok=True) if args.seeds else [None])
+    if seeds != [None] and not ivf:
+        sys.exit("--seed/--seeds apply to --index ivfpq")
     if ivf:
         # before libgomp starts (faiss is imported below)
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -381,7 +404,10 @@ def main():
     if ivf:
         nlist = args.nlist or max(16, min(int(4 * n ** 0.5), n // 39))
         pq_m = args.pq_m or max(1, min(dim // 4, 64))
-        eng = FaissIVFPQ(args.metric, dim, nlist, pq_m, args.train_threads, args.coarse_niter)
+
+        def make_engine(seed):
+            return FaissIVFPQ(args.metric, dim, nlist, pq_m, args.train_threads,
+                              args.coarse_niter, seed)
         refines = int_list(args.refine, "--refine", zero_ok=True)
         nprobes = int_list(args.nprobe_list, "--nprobe-list")
         base_name = "ivfpq-nl%d-m%d" % (nlist, pq_m)
@@ -392,15 +418,38 @@ def main():
         extra = " index=ivfpq nlist=%d pq_m=%d refine=%s train_threads=%d blas=%s" % (
             nlist, pq_m, ",".join(str(max(r, 1)) for r in refines), args.train_threads,
             blas_library())
+        if seeds != [None]:
+            extra += " seeds=%s" % ",".join(map(str, seeds))
     else:
-        eng = ENGINES[args.engine](args.metric, dim)
+        def make_engine(seed):
+            return ENGINES[args.engine](args.metric, dim)
         points = [("hnsw", ef, ef) for ef in int_list(args.ef_list, "--ef-list")]
         param, extra = "ef", ""
+    eng = make_engine(seeds[0])
     print("# peers: %s dataset=%s n=%d dim=%d nq=%d k=%d metric=%s m=%d ef_construction=%d "
           "repeat=%d min_time=%.2f threads=1%s %s"
           % (eng.name, args.name, n, dim, len(xq), k, args.metric, args.m,
              args.ef_construction, args.repeat, args.min_time, extra, eng.version()),
           flush=True)
+    header = not args.no_header
+    for si, seed in enumerate(seeds):
+        if si:
+            del eng  # free the previous seed's index before the next build
+            eng = make_engine(seed)
+        suffix = "" if seed is None else "@s%d" % seed
+        if seed is not None:
+            print("# seed: %d" % seed, flush=True)
+            print("%s: %s: seed %d (%d of %d)" % (eng.name, args.name, seed, si + 1, len(seeds)),
+                  file=sys.stderr, flush=True)
+        run_one(args, eng, xb, xq, gt, points, param, suffix, header)
+        header = False
+
+
+def run_one(args, eng, xb, xq, gt, points, param, suffix, header):
+    """Build eng's index on xb and sweep the points over xq (one seed)."""
+    ivf = args.index == "ivfpq"
+    k = args.k
+    n, dim = xb.shape
     print("%s: %s: building (n=%d)" % (eng.name, args.name, n), file=sys.stderr, flush=True)
     xadd = eng.prepare(xb)  # FAISS cosine: a normalised copy, made before the clock
     rss0 = rss_bytes()
@@ -413,7 +462,7 @@ def main():
     refine_bytes = 0
     if ivf:
         print("\n".join(eng.comments()), flush=True)
-        if max(refines) > 1:
+        if max(p[2][0] for p in points) > 1:
             t1 = time.perf_counter()
             eng.add_refine(xadd)
             refine_bytes = eng.refined.refine_index.ntotal * dim * 4
@@ -422,10 +471,11 @@ def main():
 
     del xadd
     eng.search(xq[:100], k, points[0][2])  # warm-up, untimed
-    if not args.no_header:
+    if header:
         print("engine,dataset,index,param,value,recall,qps,build_s,peak_rss_mb,index_bytes")
     sweep_wall = sweep_cpu = 0.0
     for name, value, point in points:
+        name += suffix
         rates, rates_cpu = [], []
         c0 = time.process_time()
         w0 = time.perf_counter()
@@ -455,7 +505,6 @@ def main():
         print("%s: %s %s %s=%d recall=%.4f qps=%.0f" % (eng.name, args.name, name, param, value,
                                                         rec, qps), file=sys.stderr, flush=True)
     print("# search: wall_s=%.3f cpu_s=%.3f" % (sweep_wall, sweep_cpu), flush=True)
-
 
 if __name__ == "__main__":
     main()

@@ -55,6 +55,20 @@ first on FAISS's LD_LIBRARY_PATH (Debian's default libblas3 is the
 unoptimised reference BLAS, which FAISS's k-means uses; e.g. an unpacked
 libopenblas0-openmp).
 
+K-means seeds (--seeds N, IVF-PQ only). The recall at small nprobe depends
+on the coarse partition, i.e. on the k-means seed of each engine. --seeds N
+(N > 1) trains one index per seed 1..N in each engine process (bench_ann
+--seeds: ivf_seed; peers.py --seeds: cp.seed and pq.cp.seed), and --seeds
+S1,S2,... takes the seeds themselves; rows carry "@s<S>" at the end of the
+index column. The summary then gives, per index and nprobe, the mean recall
++- its standard deviation over the seeds for each engine, the difference of
+the means and its standard error, and the "within 0.01" verdict is taken on
+the difference of the means. QPS per nprobe is the median over the seeds,
+and QPS at equal recall is interpolated on the curve (mean recall, median
+QPS); training time and bytes per vector are medians over every seed and
+round. --seeds 1 (the default) passes no seed: each engine's own default
+(Quarry: derived from the collection; FAISS: 1234), as for speed runs.
+
 Timing: every engine answers one query at a time on one thread; each sweep
 point is timed --repeat times (each timing at least --min-time seconds) and
 the median is kept. The peers' Debian builds may be generic (SSE-only)
@@ -269,6 +283,94 @@ def bench_dataset(ds, args, bench):
             "ivf": ivf}
 
 
+SEED_RE = re.compile(r"@s(\d+)$")
+
+
+def seed_of(index):
+    """ivfpq-nl100-m16+refine10@s3 -> 3 (None without a seed suffix)"""
+    m = SEED_RE.search(index)
+    return int(m.group(1)) if m else None
+
+
+def strip_seed(index):
+    """ivfpq-nl100-m16+refine10@s3 -> ivfpq-nl100-m16+refine10"""
+    return SEED_RE.sub("", index)
+
+
+def seed_list(spec):
+    """--seeds: "N" = seeds 1..N (1 = the engines' defaults: None), "S1,S2,..." = those."""
+    try:
+        if "," in spec:
+            v = [int(x) for x in spec.split(",") if x]
+        else:
+            n = int(spec)
+            v = list(range(1, n + 1)) if n > 1 else [None] if n == 1 else []
+    except ValueError:
+        v = []
+    if not v or any(x is not None and x < 0 for x in v) or len(set(v)) != len(v):
+        sys.exit("bad --seeds %r: a count N >= 1 or distinct seeds S1,S2,..." % spec)
+    return v
+
+
+def merge_seeds(rows):
+    """One row per (engine, index without seed, param, value) over the seeds:
+    recall = mean (recall_std: sample standard deviation, nseeds: count), qps
+    and qps_cpu = medians, build_s = median, index_bytes = median, peak RSS =
+    max. Rows without a seed suffix pass through (nseeds 1)."""
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["engine"], strip_seed(r["index"]), r["param"], r["value"]),
+                          []).append(r)
+    out = []
+    for (e, ix, p, v), rs in groups.items():
+        m = dict(rs[0], index=ix)
+        rec = [x["recall"] for x in rs]
+        m["recall"] = statistics.mean(rec)
+        m["recall_std"] = statistics.stdev(rec) if len(rec) > 1 else 0.0
+        m["nseeds"] = len(rs)
+        m["seed_recalls"] = rec
+        m["qps"] = statistics.median(x["qps"] for x in rs)
+        cpu = [x["qps_cpu"] for x in rs if "qps_cpu" in x]
+        if len(cpu) == len(rs):
+            m["qps_cpu"] = statistics.median(cpu)
+        else:
+            m.pop("qps_cpu", None)
+        m["build_s"] = statistics.median(x["build_s"] for x in rs)
+        m["index_bytes"] = int(statistics.median(x["index_bytes"] for x in rs))
+        m["peak_rss_mb"] = max(x["peak_rss_mb"] for x in rs)
+        out.append(m)
+    return out
+
+
+def split_seeds(rows, comments):
+    """A multi-seed run's output as [(rows, comments)] per seed, in run order.
+    A seed's comments run from its "# seed:" line to the next; the engine's
+    "IVF-PQ trained" notices (collected at the end) go to the seeds in order."""
+    seeds = []
+    for ln in comments:
+        m = re.match(r"# seed: (\d+)", ln)
+        if m:
+            seeds.append(int(m.group(1)))
+    if not seeds:
+        return [(rows, comments)]
+    parts, cur = [], None
+    trained = [ln for ln in comments if "IVF-PQ trained" in ln]
+    for ln in comments:
+        if ln.startswith("# seed:"):
+            cur = []
+            parts.append(cur)
+        elif cur is not None and "IVF-PQ trained" not in ln:
+            cur.append(ln)
+    out = []
+    for i, (sd, cm) in enumerate(zip(seeds, parts)):
+        rs = [r for r in rows if seed_of(r["index"]) == sd]
+        if i < len(trained):
+            cm = cm + [trained[i]]
+        if rs:
+            out.append((rs, cm))
+    return out
+
+
 def merge_rounds(raw):
     """One row per (engine, index, param, value): medians over the rounds (peak RSS: max)."""
     groups = {}
@@ -291,7 +393,7 @@ def merge_rounds(raw):
 def build_info(engine, rows, comments):
     """Training / build figures of one IVF-PQ run from its comment lines."""
     b = {"engine": engine, "config": base_config(rows[0]["index"]),
-         "build_s": rows[0]["build_s"]}
+         "seed": seed_of(rows[0]["index"]), "build_s": rows[0]["build_s"]}
     for ln in comments:
         if ln.startswith("# train_s=") or ln.startswith("# ivf:") or \
                 ln.startswith("# refine:") or ln.startswith("# search:"):
@@ -327,6 +429,8 @@ def bench_round(ds, args, bench, files, nq, ivf):
             if cfg:
                 extra = ["--index", "ivfpq", "--nlist", str(cfg[0]), "--pq-m", str(cfg[1]),
                          "--nprobe-list", args.nprobe_list, "--refine", args.refine]
+                if args.seed_list != [None]:
+                    extra += ["--seeds", ",".join(map(str, args.seed_list))]
             if eng == "quarry":
                 env = dict(os.environ)
                 if args.quarry_simd:
@@ -353,7 +457,7 @@ def bench_round(ds, args, bench, files, nq, ivf):
             rows += r
             log += c
             if cfg:
-                builds.append(build_info(eng, r, c))
+                builds += [build_info(eng, rs, cs) for rs, cs in split_seeds(r, c)]
     return rows, log, builds
 
 
@@ -363,12 +467,12 @@ def curve(rows, engine, index=None):
 
 
 def base_config(index):
-    """ivfpq-nl100-m16+refine10 -> ivfpq-nl100-m16"""
-    return index.split("+", 1)[0]
+    """ivfpq-nl100-m16+refine10[@s3] -> ivfpq-nl100-m16"""
+    return strip_seed(index).split("+", 1)[0]
 
 
 def refine_of(index):
-    m = re.search(r"\+refine(\d+)$", index)
+    m = re.search(r"\+refine(\d+)$", strip_seed(index))
     return int(m.group(1)) if m else 1
 
 
@@ -446,12 +550,23 @@ def fmt_s(v):
 def summarize_ivf(res, args):
     """Per (m, refine): recall and QPS per nprobe side by side, QPS at equal
     recall, training time and bytes per vector."""
-    rows, builds = res["rows"], res["builds"]
+    seed_rows, builds = res["rows"], res["builds"]
+    rows = merge_seeds(seed_rows)  # over the seeds (as they are without --seeds)
+    nseeds = max(r["nseeds"] for r in rows)
+    seeds = sorted({seed_of(r["index"]) for r in seed_rows} - {None})
     nlist = res["ivf"][0]
     rounds = " (medians of %d rounds)" % args.rounds if args.rounds > 1 else ""
     print("\n### %s (%d x %d, %d queries, %s, k=%d, IVF-PQ nlist=%d, 8-bit codes, "
-          "1 query thread)" % (res["name"], res["n"], res["dim"], res["nq"], res["metric"],
-                               args.k, nlist))
+          "1 query thread%s)" % (res["name"], res["n"], res["dim"], res["nq"], res["metric"],
+                                 args.k, nlist,
+                                 ", k-means seeds %s" % ",".join(map(str, seeds))
+                                 if seeds else ""))
+    if nseeds > 1:
+        print("\n%d k-means seeds per engine: recall = mean over the seeds (+- sample standard "
+              "deviation), diff = difference of the means (quarry - faiss) +- its standard "
+              "error; QPS = median over the seeds; QPS at equal recall on the curve (mean "
+              "recall, median QPS); build figures: medians over all seeds%s."
+              % (nseeds, " and rounds" if args.rounds > 1 else ""))
     configs = []
     for r in rows:
         if base_config(r["index"]) not in configs:
@@ -471,7 +586,9 @@ def summarize_ivf(res, args):
             bs = [b for b in builds if b["engine"] == e and b["config"] == cfg]
             if not bs:
                 continue
-            pts = [r for r in rows if r["engine"] == e and base_config(r["index"]) == cfg]
+            pts = [r for r in seed_rows if r["engine"] == e and base_config(r["index"]) == cfg]
+            # the first seed's build (later seeds' RSS growth reuses freed memory)
+            pts = [p for p in pts if seed_of(p["index"]) == seed_of(pts[0]["index"])]
             mem = min(p["index_bytes"] for p in pts) / 1048576.0
             if e == "quarry":
                 tr, ad = med(bs, "train_s"), None
@@ -518,19 +635,33 @@ def summarize_ivf(res, args):
         if not q or not f:
             continue
         fv = {p["value"]: p for p in f}
-        print("\n| nprobe | recall quarry | recall faiss | diff | QPS quarry | QPS faiss | "
-              "QPS ratio | CPU-time QPS ratio |")
+        multi = max(p["nseeds"] for p in q + f) > 1
+        if multi:
+            print("\n| nprobe | recall quarry (mean +- sd, n) | recall faiss (mean +- sd, n) "
+                  "| diff of means +- se | QPS quarry | QPS faiss | QPS ratio | "
+                  "CPU-time QPS ratio |")
+        else:
+            print("\n| nprobe | recall quarry | recall faiss | diff | QPS quarry | QPS faiss | "
+                  "QPS ratio | CPU-time QPS ratio |")
         print("|---|---|---|---|---|---|---|---|")
-        worst = (0.0, None)
+        worst = (0.0, None, None)
         for p in q:
             o = fv.get(p["value"])
             if not o:
                 continue
             d = p["recall"] - o["recall"]
+            se = math.sqrt(p["recall_std"] ** 2 / p["nseeds"] +
+                           o["recall_std"] ** 2 / o["nseeds"]) if multi else None
             if abs(d) > abs(worst[0]):
-                worst = (d, p["value"])
-            print("| %d | %.4f | %.4f | %+.4f | %.0f | %.0f | %.2f | %s |"
-                  % (p["value"], p["recall"], o["recall"], d, p["qps"], o["qps"],
+                worst = (d, p["value"], se)
+            if multi:
+                rq = "%.4f +- %.4f (%d)" % (p["recall"], p["recall_std"], p["nseeds"])
+                rf_ = "%.4f +- %.4f (%d)" % (o["recall"], o["recall_std"], o["nseeds"])
+                ds = "%+.4f +- %.4f" % (d, se)
+            else:
+                rq, rf_, ds = "%.4f" % p["recall"], "%.4f" % o["recall"], "%+.4f" % d
+            print("| %d | %s | %s | %s | %.0f | %.0f | %.2f | %s |"
+                  % (p["value"], rq, rf_, ds, p["qps"], o["qps"],
                      p["qps"] / o["qps"], ratio(p.get("qps_cpu"), o.get("qps_cpu"))))
         top = min(max(p["recall"] for p in q), max(p["recall"] for p in f))
         levels = [t for t in IVF_TARGETS if t <= top]
@@ -558,10 +689,12 @@ def summarize_ivf(res, args):
                      if ac and bc else "-"))
         verdicts.append((ix, worst, ratios, ratios_cpu))
     print("\nTargets (recall within 0.01 of FAISS at equal nlist, m, nprobe -- diff = quarry - "
-          "faiss, largest |diff| over the nprobe sweep; QPS at equal recall >= 1.0x, '(bound)' "
-          "levels left out; training <= 1.5x FAISS train+add):")
-    print("\n| index | max recall diff (nprobe) | QPS ratio at equal recall (min / median / max) "
-          "| same, CPU time | training ratio | bytes/vector quarry / faiss |")
+          "faiss%s, largest |diff| over the nprobe sweep; QPS at equal recall >= 1.0x, "
+          "'(bound)' levels left out; training <= 1.5x FAISS train+add):"
+          % (" of the recalls averaged over %d k-means seeds" % nseeds if nseeds > 1 else ""))
+    print("\n| index | max recall diff%s (nprobe) | QPS ratio at equal recall (min / median / max) "
+          "| same, CPU time | training ratio | bytes/vector quarry / faiss |"
+          % (" of means +- se" if nseeds > 1 else ""))
     print("|---|---|---|---|---|---|")
 
     def spread(rs):
@@ -572,13 +705,18 @@ def summarize_ivf(res, args):
 
     for ix, worst, ratios, ratios_cpu in verdicts:
         tr = train_ratio.get(base_config(ix))
-        print("| %s | %+.4f (%s)%s | %s | %s | %s | %s |"
-              % (ix, worst[0], worst[1], " MISSED" if worst[0] < -0.01 else
+        print("| %s | %+.4f%s (%s)%s | %s | %s | %s | %s |"
+              % (ix, worst[0], " +- %.4f" % worst[2] if worst[2] is not None else "",
+                 worst[1], " MISSED" if worst[0] < -0.01 else
                  " (quarry higher)" if worst[0] > 0.01 else "", spread(ratios),
                  spread(ratios_cpu),
                  ratio(tr[0], 1) + ("" if tr[0] is None or tr[0] <= 1.5 else " MISSED")
                  if tr else "-",
                  "%.2f / %.2f" % (tr[2], tr[3]) if tr and tr[2] and tr[3] else "-"))
+    if nseeds == 1:
+        print("\nOne k-means seed per engine: at small nprobe the recall difference is within "
+              "the seed-to-seed spread of the coarse partition; judge the recall target on a "
+              "run with --seeds 5.")
 
 
 def plot_ivf(res, args, path):
@@ -586,7 +724,8 @@ def plot_ivf(res, args, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = res["rows"]
+    rows = merge_seeds(res["rows"])  # mean recall, median QPS over the seeds
+    nseeds = max(r["nseeds"] for r in rows)
     configs = []
     for r in rows:
         if base_config(r["index"]) not in configs:
@@ -618,7 +757,9 @@ def plot_ivf(res, args, path):
         ax.set_yscale("log")
         ax.set_xlabel("recall@%d" % args.k)
         ax.set_ylabel("queries per second (1 thread, log scale)")
-        ax.set_title("%s: %s (labels: nprobe)" % (res["name"], cfg), fontsize=10)
+        ax.set_title("%s: %s (labels: nprobe%s)" % (
+            res["name"], cfg, "; mean recall, median QPS over %d seeds" % nseeds
+            if nseeds > 1 else ""), fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
@@ -754,6 +895,10 @@ def main():
     ap.add_argument("--faiss-blas", metavar="DIR",
                     help="put DIR first on FAISS's LD_LIBRARY_PATH (e.g. an unpacked "
                     "libopenblas0-openmp's openblas-openmp folder)")
+    ap.add_argument("--seeds", default="1",
+                    help="IVF-PQ k-means seeds per engine: N = seeds 1..N (1 = each engine's "
+                    "default seed, no suffix), or S1,S2,...; the recall verdict uses the "
+                    "mean over the seeds")
     ap.add_argument("--no-plot", action="store_true")
     ap.add_argument("--resummarize", nargs="+", metavar="JSON",
                     help="print the summary (and rewrite .summary.md) of earlier runs from "
@@ -768,6 +913,9 @@ def main():
         sys.exit("--rounds and --repeat must be >= 1, --max-queries >= 0")
     if not args.engines or set(args.engines) - set(ENGINES):
         sys.exit("--engines takes a subset of %s" % ",".join(ENGINES))
+    args.seed_list = seed_list(args.seeds)
+    if args.seed_list != [None] and args.index != "ivfpq":
+        sys.exit("--seeds applies to --index ivfpq")
 
     bench = find_bench(args.bench_bin) if "quarry" in args.engines and not args.resummarize \
         else None
@@ -789,6 +937,7 @@ def main():
             for key in ("index", "engines", "rounds", "repeat", "k", "train_threads", "m",
                         "ef_construction"):
                 setattr(args, key, saved["args"][key])
+            args.seed_list = saved["args"].get("seed_list", [None])
             results.append(res)
     with tempfile.TemporaryDirectory(prefix="quarry-ann-data-") as tmp:
         for ds in ([] if args.resummarize else datasets(args, tmp)):
