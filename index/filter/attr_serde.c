@@ -52,6 +52,8 @@
 
 #include "filter_int.h"
 
+#include "common/qbuf.h"
+
 #define AI_MAGIC   0x31494151u /* "QAI1" */
 #define AI_VERSION 1u
 #define AI_HDR     16
@@ -63,40 +65,6 @@
 #define RB_NO_OFFSET_MAX 4u
 
 /* ---------------------------------------------------------------- writing */
-
-typedef struct wbuf {
-    uint8_t *b;
-    size_t n, cap;
-    int err;
-} wbuf;
-
-static uint8_t *wb_room(wbuf *w, size_t k) {
-    if (w->err) return NULL;
-    if (w->n + k > w->cap) {
-        size_t c = w->cap ? w->cap : 4096;
-        while (c < w->n + k) c *= 2;
-        uint8_t *p = q_realloc(w->b, c);
-        if (!p) {
-            w->err = 1;
-            return NULL;
-        }
-        w->b = p;
-        w->cap = c;
-    }
-    uint8_t *p = w->b + w->n;
-    w->n += k;
-    return p;
-}
-
-static void wb_u32(wbuf *w, uint32_t v) {
-    uint8_t *p = wb_room(w, 4);
-    if (p) put_u32(p, v);
-}
-
-static void wb_bytes(wbuf *w, const void *s, size_t k) {
-    uint8_t *p = wb_room(w, k);
-    if (p && k) memcpy(p, s, k);
-}
 
 static void wb_bitmap(wbuf *w, const roaring_bitmap_t *bm) {
     size_t k = roaring_bitmap_portable_size_in_bytes(bm);

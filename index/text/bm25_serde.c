@@ -40,52 +40,19 @@
 
 #include "text_int.h"
 
+#include "common/qbuf.h"
+
 #define BM25_MAGIC   0x314D4251u /* "QBM1" */
 #define BM25_VERSION 1u
 #define HDR          64
 
 /* ---------------------------------------------------------------- writing */
 
-typedef struct wbuf {
-    uint8_t *b;
-    size_t n, cap;
-    int err;
-} wbuf;
-
-static uint8_t *wb_room(wbuf *w, size_t k) {
-    if (w->err) return NULL;
-    if (w->n + k > w->cap) {
-        size_t c = w->cap ? w->cap : 4096;
-        while (c < w->n + k) c *= 2;
-        uint8_t *p = q_realloc(w->b, c);
-        if (!p) {
-            w->err = 1;
-            return NULL;
-        }
-        w->b = p;
-        w->cap = c;
-    }
-    uint8_t *p = w->b + w->n;
-    w->n += k;
-    return p;
-}
-static void wb_u32(wbuf *w, uint32_t v) {
-    uint8_t *p = wb_room(w, 4);
-    if (p) put_u32(p, v);
-}
-static void wb_u64(wbuf *w, uint64_t v) {
-    uint8_t *p = wb_room(w, 8);
-    if (p) put_u64(p, v);
-}
 static void wb_var(wbuf *w, uint64_t v) {
     uint8_t tmp[10];
     size_t k = bm25_varint_put(tmp, v);
     uint8_t *p = wb_room(w, k);
     if (p) memcpy(p, tmp, k);
-}
-static void wb_bytes(wbuf *w, const void *s, size_t k) {
-    uint8_t *p = wb_room(w, k);
-    if (p && k) memcpy(p, s, k);
 }
 
 int bm25_serialize(const bm25 *x, uint8_t **buf, size_t *len) {
