@@ -24,15 +24,7 @@ static void one(const uint8_t *data, size_t size);
 /* Also feed the input with its trailing XXH3-64 (the graph format's own
  * checksum) recomputed, so mutations reach the structure checks. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    one(data, size);
-    if (size >= 8) {
-        uint8_t *copy = malloc(size);
-        if (!copy) return 0;
-        memcpy(copy, data, size);
-        put_u64(copy + size - 8, XXH3_64bits(copy, size - 8));
-        one(copy, size);
-        free(copy);
-    }
+    fuzz_also_resealed(data, size, one);
     return 0;
 }
 
