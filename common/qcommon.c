@@ -99,6 +99,8 @@ int q_errno_rc(int neg_errno, int ioerr_code) {
     return ioerr_code;
 }
 
+int64_t quarry_clock_ns(void) { return (int64_t)q_now_ns(); }
+
 uint64_t q_now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -122,6 +124,7 @@ const char *quarry_errstr(int rc) {
     case QUARRY_CORRUPT_MANIFEST: return "corrupt manifest";
     case QUARRY_CORRUPT_SEGMENT: return "corrupt segment file";
     case QUARRY_INVALID_DIM: return "vector dimension mismatch";
+    case QUARRY_INTERRUPTED_DEADLINE: return "deadline exceeded";
     default: break;
     }
     switch (rc & 0xff) {

@@ -36,9 +36,42 @@ static int allowed_accept(void *ctx, uint32_t r) {
 #define SEARCH_FILTER_MIN_FRACTION 0.02
 #define SEARCH_FILTER_MIN_ROWS 4096
 
+/* A search's stop conditions: a deadline and the caller's interrupt
+ * function, polled by the retrievers through qstop_poll. */
+typedef struct qstop {
+    int64_t deadline_ns; /* 0 = none (quarry_clock_ns time) */
+    int (*fn)(void *);
+    void *ctx;
+    int rc; /* set once stopped: INTERRUPTED or INTERRUPTED_DEADLINE */
+} qstop;
+
+static int qstop_poll(void *v) {
+    qstop *s = v;
+    if (s->rc) return 1;
+    if (s->fn && s->fn(s->ctx))
+        s->rc = QUARRY_INTERRUPTED;
+    else if (s->deadline_ns && quarry_clock_ns() >= s->deadline_ns)
+        s->rc = QUARRY_INTERRUPTED_DEADLINE;
+    return s->rc != 0;
+}
+
+/* The poll function to hand to an index, or NULL when nothing can stop it. */
+static flat_stop_fn qstop_fn(const qstop *s) {
+    return s && (s->fn || s->deadline_ns) ? qstop_poll : NULL;
+}
+
+/* The error of a stopped search. */
+static int qstop_err(const qstop *s) {
+    return s->rc == QUARRY_INTERRUPTED_DEADLINE
+               ? q_err(s->rc, "the search passed its deadline and was abandoned")
+               : q_err(s->rc, "the search was interrupted by the caller");
+}
+
 /* Exact k-NN over the rows of `allowed` that have a live vector. */
 static size_t scan_rows(quarry_coll *c, const float *query, uint32_t k,
-                        const roaring_bitmap_t *allowed, topk_hit *hits) {
+                        const roaring_bitmap_t *allowed, qstop *stop, topk_hit *hits) {
+    flat_stop_fn poll = qstop_fn(stop);
+    size_t work = 0;
     const dist_kernels *kern = dist_get();
     size_t stride;
     const float *base = coll_vec_base(c, &stride);
@@ -56,6 +89,10 @@ static size_t scan_rows(quarry_coll *c, const float *query, uint32_t k,
         default: d = kern->l2(query, v, c->cfg.dim); break;
         }
         topk_push(&t, d, r);
+        if (poll && (work += c->cfg.dim) >= FLAT_STOP_EVERY) {
+            work = 0;
+            if (poll(stop)) break;
+        }
     }
     roaring_free_uint32_iterator(it);
     return topk_sort(&t);
@@ -67,6 +104,7 @@ typedef struct ann_knobs {
     uint32_t nprobe; /* IVF lists probed */
     uint32_t refine; /* IVF re-ranking factor (1 = off) */
     int exact;
+    qstop *stop;     /* NULL = runs to the end */
 } ann_knobs;
 
 /* IVF lists keep dead rows until compaction: accept live vectors that pass
@@ -87,7 +125,7 @@ static size_t ivf_hits(quarry_coll *c, const float *query, uint32_t k, const ann
     ivf_gate g = {c->live_vec, allowed};
     ivfpq_search_params p = {kn->nprobe ? kn->nprobe : c->cfg.ivf_nprobe,
                              kn->refine ? kn->refine : c->cfg.ivf_refine,
-                             c->vecs, c->cfg.dim, ivf_accept, &g};
+                             c->vecs, c->cfg.dim, ivf_accept, &g, qstop_fn(kn->stop), kn->stop};
     return ivfpq_search(c->ivf, query, k, &p, hits);
 }
 
@@ -103,21 +141,24 @@ static size_t search_hits(quarry_coll *c, const float *query, uint32_t k, const 
         if (exact || !ann || card < SEARCH_FILTER_MIN_ROWS ||
             (double)card < SEARCH_FILTER_MIN_FRACTION * (double)c->nlive_vec) {
             atomic_fetch_add(&c->searches_exact, 1);
-            return scan_rows(c, query, k, allowed, hits);
+            return scan_rows(c, query, k, allowed, kn->stop, hits);
         }
     }
     if (ann && !exact && c->nlive_vec >= SEARCH_FLAT_BELOW) {
-        size_t n = c->graph ? hnsw_search(c->graph, query, k, kn->ef ? kn->ef : c->cfg.hnsw_ef_search,
-                                          allowed ? allowed_accept : NULL, (void *)allowed, hits)
+        size_t n = c->graph ? hnsw_search_stop(c->graph, query, k,
+                                               kn->ef ? kn->ef : c->cfg.hnsw_ef_search,
+                                               allowed ? allowed_accept : NULL, (void *)allowed,
+                                               qstop_fn(kn->stop), kn->stop, hits)
                             : ivf_hits(c, query, k, kn, allowed, hits);
-        if (n == k || n == c->nlive_vec) return n;
+        if (n == k || n == c->nlive_vec || (kn->stop && kn->stop->rc)) return n;
     }
     atomic_fetch_add(&c->searches_exact, 1);
-    if (allowed) return scan_rows(c, query, k, allowed, hits);
+    if (allowed) return scan_rows(c, query, k, allowed, kn->stop, hits);
     size_t stride;
     const float *base = coll_vec_base(c, &stride);
-    flat_scan s = {NULL,     (flat_metric)c->cfg.metric, base, c->nrows, c->cfg.dim,
-                   stride,   c->live_vec,                NULL, NULL};
+    flat_scan s = {NULL,   (flat_metric)c->cfg.metric, base, c->nrows,         c->cfg.dim,
+                   stride, c->live_vec,                NULL, NULL, qstop_fn(kn->stop),
+                   kn->stop};
     return flat_search(&s, query, k, hits);
 }
 
@@ -163,10 +204,11 @@ static int prep_vector(quarry_coll *c, const float *vec, uint32_t dim, float **s
 
 /* Text retrieval: BM25 top-k (read lock held), filtered by `allowed`. */
 static int text_hits(quarry_coll *c, const char *text, size_t len, uint32_t depth,
-                     int require_all, const roaring_bitmap_t *allowed, topk_hit *hits,
-                     size_t *n) {
+                     int require_all, const roaring_bitmap_t *allowed, qstop *stop,
+                     topk_hit *hits, size_t *n) {
     bm25_search_params p = {depth, require_all ? BM25_AND : BM25_OR,
-                            allowed ? allowed_accept : NULL, (void *)allowed, 0, NULL};
+                            allowed ? allowed_accept : NULL, (void *)allowed, 0, NULL,
+                            qstop_fn(stop), stop};
     int rc = bm25_search(c->text, text, len, &p, hits, n);
     return rc ? q_err_prefix(rc, "text clause") : 0;
 }
@@ -304,8 +346,16 @@ int quarry_search(quarry_coll *c, const float *query, uint32_t dim, uint32_t k,
     q_err_clear();
     if (!out) return q_err(QUARRY_MISUSE, "quarry_search: out is NULL");
     *out = NULL;
-    if (params && params->size != sizeof *params)
-        return q_err(QUARRY_MISUSE, "search params not set up by quarry_search_params_init");
+    /* callers built against the header before the stop fields pass its size */
+    quarry_search_params pv;
+    if (params) {
+        size_t old = offsetof(quarry_search_params, deadline_ns);
+        if (params->size != sizeof *params && params->size != old)
+            return q_err(QUARRY_MISUSE, "search params not set up by quarry_search_params_init");
+        memset(&pv, 0, sizeof pv);
+        memcpy(&pv, params, params->size);
+        params = &pv;
+    }
     int rc = coll_enter(c, "quarry_search");
     if (rc) return rc;
     filter_expr *filter = NULL;
@@ -333,15 +383,21 @@ int quarry_search(quarry_coll *c, const float *query, uint32_t dim, uint32_t k,
         rc = q_err(QUARRY_NOMEM, "out of memory");
         goto leave;
     }
+    qstop stop = {0};
+    if (params) stop = (qstop){params->deadline_ns, params->interrupt, params->interrupt_ctx, 0};
+    if (qstop_fn(&stop) && qstop_poll(&stop)) { /* do not even take the lock */
+        rc = qstop_err(&stop);
+        goto leave;
+    }
     pthread_rwlock_rdlock(&c->rw);
     if ((rc = eval_filter(c, filter, &allowed)) == 0) {
-        ann_knobs kn = {0, 0, 0, 0};
+        ann_knobs kn = {0, 0, 0, 0, &stop};
         if (params)
-            kn = (ann_knobs){params->ef, params->nprobe, params->refine, params->exact};
+            kn = (ann_knobs){params->ef, params->nprobe, params->refine, params->exact, &stop};
         size_t n = search_hits(c, q, k, &kn, allowed, hits);
         for (size_t i = 0; i < n; i++)
             qh[i] = (qhit){hits[i].row, -hits[i].dist, {(uint32_t)i + 1, 0}, {-hits[i].dist, 0}};
-        rc = build_result(c, qh, n, 0, out);
+        rc = stop.rc ? qstop_err(&stop) : build_result(c, qh, n, 0, out);
     }
     pthread_rwlock_unlock(&c->rw);
 leave:
@@ -373,6 +429,7 @@ struct quarry_query {
     unsigned fields;
     int exact;
     uint32_t nprobe, refine;
+    qstop stop;
 };
 
 int quarry_query_new(quarry_coll *c, quarry_query **out) {
@@ -485,6 +542,15 @@ int quarry_query_ivf(quarry_query *q, uint32_t nprobe, uint32_t refine) {
     return 0;
 }
 
+int quarry_query_deadline(quarry_query *q, int64_t deadline_ns, int (*interrupt)(void *ctx),
+                          void *ctx) {
+    q_err_clear();
+    if (!q) return q_err(QUARRY_MISUSE, "quarry_query_deadline: query is NULL");
+    if (deadline_ns < 0) return q_err(QUARRY_INVALID, "deadline_ns must be >= 0");
+    q->stop = (qstop){deadline_ns, interrupt, ctx, 0};
+    return 0;
+}
+
 int quarry_query_exact(quarry_query *q, int exact) {
     q_err_clear();
     if (!q) return q_err(QUARRY_MISUSE, "quarry_query_exact: query is NULL");
@@ -590,21 +656,29 @@ int quarry_query_run(quarry_query *q, quarry_result **out) {
         rc = q_err(QUARRY_NOMEM, "out of memory");
         goto leave;
     }
+    qstop stop = q->stop; /* a fresh copy: the query may run again */
+    stop.rc = 0;
+    if (qstop_fn(&stop) && qstop_poll(&stop)) {
+        rc = qstop_err(&stop);
+        goto leave;
+    }
     pthread_rwlock_rdlock(&c->rw);
     roaring_bitmap_t *allowed = NULL;
     rc = eval_filter(c, q->filter, &allowed);
     if (!rc && q->vec) {
-        ann_knobs kn = {q->ef, q->nprobe, q->refine, q->exact};
+        ann_knobs kn = {q->ef, q->nprobe, q->refine, q->exact, &stop};
         size_t n = search_hits(c, vq, vdepth, &kn, allowed, hits);
         for (size_t i = 0; i < n; i++)
             e[ne++] = (entry){hits[i].row, QUARRY_RETRIEVER_VECTOR, (uint32_t)i + 1, -hits[i].dist};
     }
-    if (!rc && q->text) {
+    if (!rc && q->text && !stop.rc) {
         size_t n = 0;
-        rc = text_hits(c, q->text, q->text_len, tdepth, q->require_all, allowed, hits, &n);
+        rc = text_hits(c, q->text, q->text_len, tdepth, q->require_all, allowed, &stop, hits,
+                       &n);
         for (size_t i = 0; !rc && i < n; i++)
             e[ne++] = (entry){hits[i].row, QUARRY_RETRIEVER_TEXT, (uint32_t)i + 1, -hits[i].dist};
     }
+    if (!rc && stop.rc) rc = qstop_err(&stop);
     if (!rc) {
         size_t n = fuse(q, e, ne, nlists, fused);
         size_t from = q->offset < n ? q->offset : n;

@@ -91,6 +91,7 @@ extern "C" {
 #define QUARRY_CORRUPT_MANIFEST (QUARRY_CORRUPT | (2 << 8))
 #define QUARRY_CORRUPT_SEGMENT (QUARRY_CORRUPT | (3 << 8))
 #define QUARRY_INVALID_DIM (QUARRY_MISMATCH | (1 << 8))
+#define QUARRY_INTERRUPTED_DEADLINE (QUARRY_INTERRUPTED | (1 << 8)) /* its deadline passed */
 
 /* Limits (checked on every input; exceeding one gives QUARRY_INVALID). */
 #define QUARRY_MAX_ID_LEN 256             /* bytes of UTF-8 */
@@ -368,9 +369,21 @@ typedef struct quarry_search_params {
     uint32_t nprobe;    /* IVF nprobe; 0 = collection default */
     int exact;          /* 1 = force exact (flat) search whatever the index */
     uint32_t refine;    /* IVF re-ranking factor; 0 = collection default, 1 = off */
+    /* Giving up on a running search. Every index polls these every few tens of
+     * microseconds of work; a search that stops returns no hits and an error,
+     * and changes nothing. */
+    int64_t deadline_ns;          /* 0 = none; else an absolute time on quarry_clock_ns():
+                                     past it the search fails with
+                                     QUARRY_INTERRUPTED_DEADLINE */
+    int (*interrupt)(void *ctx);  /* NULL, or nonzero = stop now (QUARRY_INTERRUPTED);
+                                     called from the searching thread */
+    void *interrupt_ctx;
 } quarry_search_params;
 
 QUARRY_API void quarry_search_params_init(quarry_search_params *p);
+
+/** The clock of search deadlines: CLOCK_MONOTONIC in nanoseconds. */
+QUARRY_API int64_t quarry_clock_ns(void);
 
 typedef struct quarry_result quarry_result;
 
@@ -380,7 +393,8 @@ typedef struct quarry_result quarry_result;
  * only when fewer rows qualify. Results are sorted by distance, ties by row age.
  * @param params NULL for defaults
  * @return OK, INVALID (k = 0 or > QUARRY_MAX_K, NaN, bad filter), MISMATCH
- *         (dim), NOMEM. Any thread; runs concurrently with other readers.
+ *         (dim), NOMEM, INTERRUPTED / INTERRUPTED_DEADLINE (params).
+ *         Any thread; runs concurrently with other readers.
  */
 QUARRY_API int quarry_search(quarry_coll *coll, const float *query, uint32_t dim, uint32_t k,
                              const quarry_search_params *params, quarry_result **out);
@@ -446,9 +460,16 @@ QUARRY_API int quarry_query_exact(quarry_query *q, int exact);
 /** IVF-PQ knobs for the vector clause: lists probed and the re-ranking factor
  *  (0 = collection default for either; refine 1 = off). */
 QUARRY_API int quarry_query_ivf(quarry_query *q, uint32_t nprobe, uint32_t refine);
+/** Give up on the query past `deadline_ns` (quarry_clock_ns time; 0 = never)
+ *  with QUARRY_INTERRUPTED_DEADLINE, or when `interrupt(ctx)` returns nonzero
+ *  (NULL = never) with QUARRY_INTERRUPTED; both are polled while the
+ *  retrievers run, as for quarry_search_params. */
+QUARRY_API int quarry_query_deadline(quarry_query *q, int64_t deadline_ns,
+                                     int (*interrupt)(void *ctx), void *ctx);
 /**
  * Run the query. @return OK, INVALID (no clause, bad filter, bad text),
- * MISMATCH (dim), UNSUPPORTED (a clause the collection cannot serve), NOMEM.
+ * MISMATCH (dim), UNSUPPORTED (a clause the collection cannot serve), NOMEM,
+ * INTERRUPTED / INTERRUPTED_DEADLINE (quarry_query_deadline).
  */
 QUARRY_API int quarry_query_run(quarry_query *q, quarry_result **out);
 

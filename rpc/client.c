@@ -27,7 +27,7 @@ struct qrpc_client {
     grpc_channel *ch;
     grpc_completion_queue *cq;
     char *auth; /* "Bearer <key>" or NULL */
-    int timeout_ms;
+    int64_t timeout_us;
 };
 
 static char *read_all(const char *path) {
@@ -57,7 +57,11 @@ int qrpc_set_api_key(qrpc_client *c, const char *key) {
 }
 
 void qrpc_set_timeout(qrpc_client *c, int timeout_ms) {
-    c->timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
+    qrpc_set_timeout_us(c, (int64_t)timeout_ms * 1000);
+}
+
+void qrpc_set_timeout_us(qrpc_client *c, int64_t timeout_us) {
+    c->timeout_us = timeout_us > 0 ? timeout_us : 30000000;
 }
 
 int qrpc_connect(const char *target, const qrpc_options *o, qrpc_client **out, const char **err) {
@@ -128,7 +132,7 @@ int qrpc_call_raw(qrpc_client *c, const char *method, const void *req, size_t re
     if (resp_len) *resp_len = 0;
     if (msg) *msg = NULL;
     gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
-                                         gpr_time_from_millis(c->timeout_ms, GPR_TIMESPAN));
+                                         gpr_time_from_micros(c->timeout_us, GPR_TIMESPAN));
     grpc_call *call = grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq,
                                                grpc_slice_from_static_string(method), NULL,
                                                deadline, NULL);

@@ -45,6 +45,7 @@ int qrpc_call_raw(qrpc_client *c, const char *method, const void *req, size_t re
 
 /* Changes the per-call timeout (ms) and the API key (NULL = none; copied). */
 void qrpc_set_timeout(qrpc_client *c, int timeout_ms);
+void qrpc_set_timeout_us(qrpc_client *c, int64_t timeout_us); /* the same in microseconds */
 int qrpc_set_api_key(qrpc_client *c, const char *api_key);
 
 /* "OK", "INVALID_ARGUMENT", ... for a status code. */

@@ -619,7 +619,9 @@ static void h_query(rpc_call *c, const ProtobufCMessage *m) {
         (*r->filter && (rc = quarry_query_filter(q, r->filter))) ||
         (rc = quarry_query_fusion(q, fusion, r->fusion_param)) ||
         (rc = quarry_query_limit(q, r->k, r->offset)) ||
-        (rc = quarry_query_return(q, fields)) || (rc = quarry_query_run(q, &res))) {
+        (rc = quarry_query_return(q, fields)) ||
+        (rc = quarry_query_deadline(q, rpc_call_deadline_ns(c), rpc_call_interrupt, c)) ||
+        (rc = quarry_query_run(q, &res))) {
         rpc_reply_rc(c, rc, NULL);
         goto out;
     }

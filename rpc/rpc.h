@@ -159,6 +159,12 @@ void rpc_reply_status(rpc_call *c, grpc_status_code code, const char *fmt, ...)
  * expensive steps; run_call calls it before decoding.
  */
 int rpc_call_stopped(rpc_call *c);
+/* The call's deadline on the engine's clock (quarry_clock_ns), 0 = none, and
+ * an interrupt function for the engine's searches (quarry_query_deadline):
+ * nonzero once the client cancelled. A call running inline on a polling
+ * thread learns of a cancellation only from its deadline. */
+int64_t rpc_call_deadline_ns(const rpc_call *c);
+int rpc_call_interrupt(void *call);
 /* Reply with the status mapped from an engine rc; the message is the engine's
  * detail text (quarry_errmsg()), prefixed by `what` when not NULL. Call it on
  * the thread that made the failing engine call, before any other engine call. */

@@ -457,6 +457,19 @@ int rpc_call_stopped(rpc_call *c) {
     return 0;
 }
 
+int64_t rpc_call_deadline_ns(const rpc_call *c) {
+    if (gpr_time_cmp(c->deadline, gpr_inf_future(c->deadline.clock_type)) == 0) return 0;
+    gpr_timespec left = gpr_time_sub(c->deadline, gpr_now(c->deadline.clock_type));
+    int64_t ns = (int64_t)left.tv_sec * 1000000000 + left.tv_nsec;
+    if (left.tv_sec > 100000000) return 0; /* years away: as good as none */
+    int64_t now = quarry_clock_ns();
+    return ns > 0 ? now + ns : now - 1;
+}
+
+int rpc_call_interrupt(void *call) {
+    return atomic_load(&((rpc_call *)call)->cancelled) != 0;
+}
+
 static void run_call(rpc_call *c) {
     if (rpc_call_stopped(c)) return; /* no engine work for a call nobody waits for */
     c->running = 1;

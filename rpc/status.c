@@ -19,8 +19,10 @@
  *    (UNSUPPORTED: e.g. a text query before the BM25 index exists, Train on a
  *    collection that is not IVF-PQ), which per gRPC tells clients not to retry;
  *  - CANCELLED for INTERRUPTED: the engine stopped the operation itself (a
- *    Train on a collection being dropped) -- the request was fine, and
- *    nothing it asked for happened.
+ *    Train on a collection being dropped, a search whose client cancelled)
+ *    -- the request was fine, and nothing it asked for happened;
+ *    DEADLINE_EXCEEDED for INTERRUPTED_DEADLINE (a search that ran past the
+ *    call's deadline).
  * docs/RPC.md lists the same table for users; keep them in step.
  */
 #include "rpc/rpc.h"
@@ -49,6 +51,7 @@ static const struct {
 };
 
 grpc_status_code rpc_status_from_rc(int rc) {
+    if (rc == QUARRY_INTERRUPTED_DEADLINE) return GRPC_STATUS_DEADLINE_EXCEEDED;
     int primary = rc & 0xff;
     for (size_t i = 0; i < sizeof RC_STATUS / sizeof RC_STATUS[0]; i++)
         if (RC_STATUS[i].rc == primary) return RC_STATUS[i].code;

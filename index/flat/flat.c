@@ -38,6 +38,8 @@ typedef struct scan_state {
     dist_batch_fn batch;
     topk t;
     float worst;
+    size_t work;  /* floats since the last stop poll */
+    int stopped;
 } scan_state;
 
 /* Offer raw[0..n) (rows r0..r0+n) to the heap; CONV turns a raw value into a
@@ -76,6 +78,13 @@ static void scan_run(scan_state *st, size_t r0, size_t n) {
         offer(st, raw, r0, m);
         r0 += m;
         n -= m;
+        if (s->stop && (st->work += m * s->dim) >= FLAT_STOP_EVERY) {
+            st->work = 0;
+            if (s->stop(s->stop_ctx)) {
+                st->stopped = 1;
+                return;
+            }
+        }
     }
 }
 
@@ -109,7 +118,7 @@ size_t flat_search(const flat_scan *s, const float *query, size_t k, topk_hit *o
         scan_run(&st, 0, s->nrows);
     } else {
         size_t r = next_bit(s->live, 0, s->nrows, 1);
-        while (r < s->nrows) {
+        while (r < s->nrows && !st.stopped) {
             size_t e = next_bit(s->live, r, s->nrows, 0);
             scan_run(&st, r, e - r);
             r = next_bit(s->live, e, s->nrows, 1);

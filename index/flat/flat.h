@@ -23,6 +23,16 @@ typedef enum flat_metric {
 /* Return nonzero to accept `row` (filter). */
 typedef int (*flat_accept_fn)(void *ctx, uint32_t row);
 
+/* Polled every few tens of microseconds of work by the searches of every
+ * index (flat, HNSW, IVF-PQ, BM25): return nonzero to abandon the search. An
+ * abandoned search returns what it has so far; the caller, which owns the
+ * context, knows that it stopped and discards the hits. */
+typedef int (*flat_stop_fn)(void *ctx);
+
+/* Floats of distance work between two polls of a stop function (about 20-50
+ * microseconds on one core). */
+#define FLAT_STOP_EVERY (1u << 18)
+
 typedef struct flat_scan {
     const dist_kernels *kern; /* NULL = dist_get() */
     flat_metric metric;
@@ -33,6 +43,8 @@ typedef struct flat_scan {
     const uint64_t *live;     /* bit r set = row r is a candidate; NULL = all rows */
     flat_accept_fn accept;    /* NULL = no filter; called only for live rows */
     void *accept_ctx;
+    flat_stop_fn stop;        /* NULL = run to the end */
+    void *stop_ctx;
 } flat_scan;
 
 /*

@@ -87,6 +87,12 @@ size_t hnsw_memory(const hnsw *h);
  */
 size_t hnsw_search(const hnsw *h, const float *q, size_t k, uint32_t ef, flat_accept_fn accept,
                    void *accept_ctx, topk_hit *out);
+/* The same, polling `stop` (flat.h) every few dozen node expansions: when it
+ * returns nonzero the beam search ends early with the best nodes found so
+ * far. */
+size_t hnsw_search_stop(const hnsw *h, const float *q, size_t k, uint32_t ef,
+                        flat_accept_fn accept, void *accept_ctx, flat_stop_fn stop,
+                        void *stop_ctx, topk_hit *out);
 
 /*
  * The graph (levels, links, tombstones, entry point), not the vectors, in a

@@ -224,7 +224,11 @@ static inline uint16_t hnsw_tls_epoch(hnsw_tls *t) {
 typedef struct hnsw_filter {
     flat_accept_fn accept;
     void *ctx;
+    flat_stop_fn stop; /* NULL = never; polled every HNSW_STOP_EVERY expansions */
+    void *stop_ctx;
 } hnsw_filter;
+
+#define HNSW_STOP_EVERY 32
 
 /*
  * Beam search of width ef on level lev from ep (distance epd). Leaves up to

@@ -80,6 +80,7 @@ static ALWAYS_INLINE size_t layer_impl(const hnsw *h, hnsw_tls *t, const float *
     uint32_t *un = t->lbuf;
     size_t nres = 0, ncand = 0;
     float lb = INFINITY;
+    uint32_t expanded = 0;
 
     vis[ep] = tag;
     if (!filtered || kept(h, f, ep)) {
@@ -120,6 +121,7 @@ static ALWAYS_INLINE size_t layer_impl(const hnsw *h, hnsw_tls *t, const float *
             }
         }
         if (ncand) __builtin_prefetch(hnsw_links(h, t->cand[0].id, lev), 0, 3);
+        if (f && f->stop && ++expanded % HNSW_STOP_EVERY == 0 && f->stop(f->stop_ctx)) break;
     }
     return nres;
 }
@@ -136,13 +138,15 @@ static ALWAYS_INLINE size_t layer_impl(const hnsw *h, hnsw_tls *t, const float *
  * and the results come out sorted. Leaves them in t->sel[0..ret).
  */
 static ALWAYS_INLINE size_t pool_impl(const hnsw *h, hnsw_tls *t, const float *q, uint32_t ep,
-                                      float epd, size_t ef, int lev, const int locked) {
+                                      float epd, size_t ef, int lev, const int locked,
+                                      const hnsw_filter *f) {
     uint16_t *vis = t->vis;
     uint16_t tag = hnsw_tls_epoch(t);
     hpair *pool = t->sel;
     uint8_t *done = t->done;
     uint32_t *un = t->lbuf;
     size_t np = 1, cur = 0;
+    uint32_t expanded = 0;
 
     vis[ep] = tag;
     pool[0] = (hpair){epd, ep};
@@ -186,6 +190,7 @@ static ALWAYS_INLINE size_t pool_impl(const hnsw *h, hnsw_tls *t, const float *q
         while (next < np && done[next]) next++;
         cur = next;
         if (cur < np) __builtin_prefetch(hnsw_links(h, pool[cur].id, lev), 0, 3);
+        if (f && f->stop && ++expanded % HNSW_STOP_EVERY == 0 && f->stop(f->stop_ctx)) break;
     }
     return np;
 }
@@ -202,6 +207,7 @@ static void res_sorted(hnsw_tls *t, size_t n) {
 size_t hnsw_search_layer(const hnsw *h, hnsw_tls *t, const float *q, uint32_t ep, float epd,
                          size_t ef, int lev, int locked, int skip_dead, const hnsw_filter *f) {
     int filtered = skip_dead || (f && f->accept);
+    if (f && !f->accept && !f->stop) f = NULL;
     size_t n;
     if (filtered) {
         if (locked)
@@ -211,9 +217,9 @@ size_t hnsw_search_layer(const hnsw *h, hnsw_tls *t, const float *q, uint32_t ep
         res_sorted(t, n);
         return n;
     }
-    if (locked) return pool_impl(h, t, q, ep, epd, ef, lev, 1);
-    if (lev == 0) return pool_impl(h, t, q, ep, epd, ef, 0, 0);
-    return pool_impl(h, t, q, ep, epd, ef, lev, 0);
+    if (locked) return pool_impl(h, t, q, ep, epd, ef, lev, 1, f);
+    if (lev == 0) return pool_impl(h, t, q, ep, epd, ef, 0, 0, f);
+    return pool_impl(h, t, q, ep, epd, ef, lev, 0, f);
 }
 
 void hnsw_greedy(const hnsw *h, hnsw_tls *t, const float *q, uint32_t *cur, float *curd, int top,
@@ -244,6 +250,12 @@ void hnsw_greedy(const hnsw *h, hnsw_tls *t, const float *q, uint32_t *cur, floa
 
 size_t hnsw_search(const hnsw *h, const float *q, size_t k, uint32_t ef, flat_accept_fn accept,
                    void *accept_ctx, topk_hit *out) {
+    return hnsw_search_stop(h, q, k, ef, accept, accept_ctx, NULL, NULL, out);
+}
+
+size_t hnsw_search_stop(const hnsw *h, const float *q, size_t k, uint32_t ef,
+                        flat_accept_fn accept, void *accept_ctx, flat_stop_fn stop,
+                        void *stop_ctx, topk_hit *out) {
     if (k == 0 || h->entry == HNSW_NONE) return 0;
     size_t efs = ef > k ? ef : k;
     if (efs > h->count) efs = h->count;
@@ -255,7 +267,7 @@ size_t hnsw_search(const hnsw *h, const float *q, size_t k, uint32_t ef, flat_ac
     uint32_t cur = h->entry;
     float curd = hnsw_dist(h, q, hnsw_vec(h, cur));
     hnsw_greedy(h, t, q, &cur, &curd, h->max_level, 0, 0);
-    hnsw_filter f = {accept, accept_ctx};
+    hnsw_filter f = {accept, accept_ctx, stop, stop_ctx};
     size_t n = hnsw_search_layer(h, t, q, cur, curd, efs, 0, 0, h->ndead > 0, &f);
     /* ascending by distance; order equal distances by node */
     hpair *s = t->sel;

@@ -127,6 +127,8 @@ typedef struct ivfpq_search_params {
     size_t stride;
     flat_accept_fn accept; /* NULL = every row; called only for rows that can enter */
     void *accept_ctx;
+    flat_stop_fn stop;     /* NULL = never; polled between lists (flat.h) */
+    void *stop_ctx;
 } ivfpq_search_params;
 
 /*

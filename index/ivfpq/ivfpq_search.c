@@ -74,7 +74,12 @@ size_t ivfpq_search(const ivfpq *ix, const float *q, size_t k, const ivfpq_searc
     topk tk;
     topk_init(&tk, cand, kk);
     float worst = topk_worst(&tk); /* kept current after each push */
+    size_t work = 0;               /* table lookups since the last stop poll */
     for (size_t pi = 0; pi < np; pi++) {
+        if (p->stop && work >= FLAT_STOP_EVERY / 4) {
+            work = 0;
+            if (p->stop(p->stop_ctx)) break;
+        }
         uint32_t l = probe[pi].row;
         const ivf_list *L = &ix->lists[l];
         const float *table = qt;
@@ -96,6 +101,7 @@ size_t ivfpq_search(const ivfpq *ix, const float *q, size_t k, const ivfpq_searc
         /* ||q - c||^2 or -<q, c>; a direct L2 table already holds all of it */
         float bias = (!ix->ip && !ix->precomp) ? 0.0f : probe[pi].dist;
         size_t ngroups = (L->n + IVFPQ_GROUP - 1) / IVFPQ_GROUP;
+        work += (size_t)L->n * m + lut_n;
         for (size_t g0 = 0; g0 < ngroups; g0 += SCAN_GROUPS) {
             size_t ng = ngroups - g0 < SCAN_GROUPS ? ngroups - g0 : SCAN_GROUPS;
             ix->kern->pq_scan8(table, L->codes + g0 * m * IVFPQ_GROUP, ng, m, bias, dist);

@@ -533,7 +533,15 @@ typedef struct run {
     int err;
     int64_t *win;   /* per-window accumulators */
     uint64_t *bits; /* rows of the window with an essential match */
+    uint32_t polls; /* steps since the last stop poll */
 } run;
+
+/* Poll the caller's stop function every `every` calls; 1 = abandon. */
+static inline int stop_due(run *r, uint32_t every) {
+    if (!r->p->stop || ++r->polls < every) return 0;
+    r->polls = 0;
+    return r->p->stop(r->p->stop_ctx) != 0;
+}
 
 #define WIN 4096 /* rows per window at most */
 #ifndef MINWIN
@@ -798,7 +806,7 @@ static int run_or(run *r) {
                 r->bits[wi] = 0;
             }
         }
-        if (hi >= BM25_END - 1) break;
+        if (hi >= BM25_END - 1 || stop_due(r, 4)) break;
         lo = hi + 1;
     }
 out:
@@ -826,7 +834,7 @@ static int run_and(run *r) {
     for (uint32_t i = 0; i < n; i++) ord[i] = &q->cl[i];
     if (n > 1) qsort(ord, n, sizeof *ord, cmp_cost);
     uint32_t target = 0;
-    while (!r->err) {
+    while (!r->err && !stop_due(r, 1024)) {
         uint32_t hi = BM25_END;
         if (r->thr >= 0) {
             int64_t ub = 0;

@@ -195,6 +195,8 @@ typedef struct bm25_search_params {
     void *accept_ctx;
     int exhaustive;           /* 1 = score every matching posting (reference; no pruning) */
     bm25_search_stats *stats; /* optional out */
+    flat_stop_fn stop;        /* NULL = never; polled every few windows of rows (flat.h) */
+    void *stop_ctx;
 } bm25_search_params;
 
 /*

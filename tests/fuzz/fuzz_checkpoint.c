@@ -62,7 +62,7 @@ static void one(const uint8_t *data, size_t size) {
             bm25_check(t, msg, sizeof msg) == 0) {
             topk_hit hits[5];
             size_t n;
-            bm25_search_params p = {5, BM25_OR, NULL, NULL, 0, NULL};
+            bm25_search_params p = {5, BM25_OR, NULL, NULL, 0, NULL, NULL, NULL};
             (void)bm25_search(t, "alpha \"beta gamma\"", 18, &p, hits, &n);
         }
         if (kind == CKPT_SECTION_ATTRS && attr_index_deserialize(ai, sec, slen, 64) == 0) {

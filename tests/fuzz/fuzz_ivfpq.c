@@ -25,7 +25,7 @@ static void one(const uint8_t *data, size_t size, flat_metric metric) {
     float q[DIM] = {0.5f, -1.0f, 2.0f, 0.25f};
     topk_hit hits[8];
     for (uint32_t np = 1; np <= 3; np++) {
-        ivfpq_search_params p = {np * 7, np == 2 ? 3 : 0, g_base, DIM, NULL, NULL};
+        ivfpq_search_params p = {np * 7, np == 2 ? 3 : 0, g_base, DIM, NULL, NULL, NULL, NULL};
         (void)ivfpq_search(ix, q, 8, &p, hits);
     }
     (void)ivfpq_add(ix, 5, g_base + 5 * DIM);
