@@ -102,11 +102,19 @@ struct quarry_batch {
     uint8_t *buf; /* REC_HEADER_LEN + BATCH_PREFIX_LEN reserved, then ops */
     size_t len, cap;
     uint32_t nops;
+    uint32_t npatch; /* partial updates among the ops (resolved at commit) */
     size_t ndeleted;
     float *scratch; /* cosine normalisation */
 };
 
 #define BATCH_START (REC_HEADER_LEN + BATCH_PREFIX_LEN)
+
+/* A partial update waits in the batch as a private operation: OP_PATCH | its
+ * QUARRY_FIELD_* mask, laid out like an upsert holding just the fields it
+ * sets. The commit resolves it into an OP_UPSERT of the whole row
+ * (batch_resolve), so it never reaches the log. */
+#define OP_PATCH 0x40
+#define FIELDS_ALL (QUARRY_FIELD_TEXT | QUARRY_FIELD_METADATA | QUARRY_FIELD_VECTOR)
 
 int quarry_batch_new(quarry_coll *c, quarry_batch **out) {
     q_err_clear();
@@ -157,14 +165,17 @@ static int check_id(const char *id, size_t *len) {
     return 0;
 }
 
-int quarry_batch_upsert(quarry_batch *b, const quarry_row *rowin) {
-    q_err_clear();
-    if (!b || !rowin) return q_err(QUARRY_MISUSE, "quarry_batch_upsert: NULL argument");
+/* Validate and encode an upsert (patch 0: every field) or a partial update
+ * of the fields in `fields` (the others are ignored). */
+static int batch_add(quarry_batch *b, const quarry_row *rowin, int patch, unsigned fields) {
     const quarry_collection_config *cfg = &b->coll->cfg;
     size_t id_len = rowin->id_len, text_len = rowin->text_len;
     int rc = check_id(rowin->id, &id_len);
     if (rc) return rc;
-    const float *vec = rowin->vector;
+    const float *vec = (fields & QUARRY_FIELD_VECTOR) ? rowin->vector : NULL;
+    const char *text = (fields & QUARRY_FIELD_TEXT) ? rowin->text : NULL;
+    const char *metain = (fields & QUARRY_FIELD_METADATA) ? rowin->metadata : NULL;
+    if (!text) text_len = 0; /* a length without a text (or of a field not set) is no text */
     if (vec) {
         if (cfg->dim == 0)
             return q_err(QUARRY_INVALID_DIM,
@@ -185,33 +196,54 @@ int quarry_batch_upsert(quarry_batch *b, const quarry_row *rowin) {
                 return q_err(QUARRY_INVALID, "a zero vector has no cosine direction");
             vec = b->scratch;
         }
-    } else if (rowin->dim != 0) {
+    } else if ((fields & QUARRY_FIELD_VECTOR) && rowin->dim != 0) {
         return q_err(QUARRY_INVALID, "dim is %u but vector is NULL", rowin->dim);
     }
-    if (rowin->text) {
-        if (text_len == 0) text_len = strlen(rowin->text);
+    if (text) {
+        if (text_len == 0) text_len = strlen(text);
         if (text_len > QUARRY_MAX_TEXT_LEN)
             return q_err(QUARRY_INVALID, "text is %zu bytes, the limit is %u", text_len,
                          QUARRY_MAX_TEXT_LEN);
-        if (!q_utf8_valid(rowin->text, text_len))
+        if (!q_utf8_valid(text, text_len))
             return q_err(QUARRY_INVALID, "text is not valid UTF-8");
     }
     char *meta = NULL;
     size_t meta_len = 0;
-    if (rowin->metadata) {
-        size_t l = rowin->metadata_len ? rowin->metadata_len : strlen(rowin->metadata);
-        if ((rc = q_metadata_canon(rowin->metadata, l, &meta, &meta_len))) return rc;
+    if (metain) {
+        size_t l = rowin->metadata_len ? rowin->metadata_len : strlen(metain);
+        if ((rc = q_metadata_canon(metain, l, &meta, &meta_len))) return rc;
     }
     uint32_t dim = vec ? cfg->dim : 0;
     uint64_t need = op_encoded_len((uint32_t)id_len, dim, (uint32_t)text_len, (uint32_t)meta_len);
     if ((rc = batch_room(b, need)) == 0) {
-        op_encode(b->buf + b->len, OP_UPSERT, rowin->id, (uint32_t)id_len, vec, dim, rowin->text,
+        op_encode(b->buf + b->len, OP_UPSERT, rowin->id, (uint32_t)id_len, vec, dim, text,
                   (uint32_t)text_len, meta, (uint32_t)meta_len);
+        if (patch) {
+            b->buf[b->len] = (uint8_t)(OP_PATCH | fields);
+            b->npatch++;
+        }
         b->len += need;
         b->nops++;
     }
     free(meta);
     return rc;
+}
+
+int quarry_batch_upsert(quarry_batch *b, const quarry_row *rowin) {
+    q_err_clear();
+    if (!b || !rowin) return q_err(QUARRY_MISUSE, "quarry_batch_upsert: NULL argument");
+    return batch_add(b, rowin, 0, FIELDS_ALL);
+}
+
+int quarry_batch_update(quarry_batch *b, const quarry_row *rowin, unsigned fields) {
+    q_err_clear();
+    if (!b || !rowin) return q_err(QUARRY_MISUSE, "quarry_batch_update: NULL argument");
+    if (fields == 0 || (fields & ~FIELDS_ALL))
+        return q_err(QUARRY_INVALID,
+                     "update fields 0x%x: want a non-empty set of QUARRY_FIELD_TEXT, "
+                     "QUARRY_FIELD_METADATA and QUARRY_FIELD_VECTOR",
+                     fields);
+    return batch_add(b, rowin, 1, fields);
 }
 
 int quarry_batch_delete(quarry_batch *b, const char *id, size_t id_len) {
@@ -230,6 +262,193 @@ int quarry_batch_delete(quarry_batch *b, const char *id, size_t id_len) {
 static void batch_reset(quarry_batch *b) {
     b->len = BATCH_START;
     b->nops = 0;
+    b->npatch = 0;
+}
+
+/* ------------------------------------------------- resolving partial updates */
+
+/* Decode an operation of the batch's own buffer (upsert, delete or patch; the
+ * encoding is ours, so nothing is checked) and advance *pos past it. */
+static void bop_next(const uint8_t *payload, size_t *pos, op_view *op) {
+    const uint8_t *h = payload + *pos;
+    op->op = h[0];
+    op->flags = h[1];
+    op->id_len = get_u16(h + 2);
+    op->dim = get_u32(h + 4);
+    op->text_len = get_u32(h + 8);
+    op->meta_len = get_u32(h + 12);
+    const uint8_t *q = h + OP_HEADER_LEN;
+    op->id = (const char *)q;
+    q += op->id_len;
+    op->vector = op->dim ? q : NULL;
+    q += 4ull * op->dim;
+    op->text = (op->flags & OPF_TEXT) ? (const char *)q : NULL;
+    q += op->text_len;
+    op->meta = (op->flags & OPF_META) ? (const char *)q : NULL;
+    op->enc_len = (uint32_t)op_encoded_len(op->id_len, op->dim, op->text_len, op->meta_len);
+    *pos += op->enc_len;
+}
+
+/* A logged (little-endian) vector as floats in `out`. */
+static const float *le_floats(const uint8_t *v, uint32_t dim, float *out) {
+    for (uint32_t i = 0; i < dim; i++) {
+        uint32_t bits = get_u32(v + 4ull * i);
+        memcpy(&out[i], &bits, 4);
+    }
+    return out;
+}
+
+/* The ids a batch updates, with the state earlier operations of the batch
+ * left them in: PEND_NONE (not touched yet: the stored row counts),
+ * PEND_GONE (deleted) or the offset of their latest whole-row upsert in the
+ * resolved payload. Open addressing; cap is a power of two above 2n. */
+#define PEND_NONE (-2)
+#define PEND_GONE (-1)
+
+typedef struct pend_slot {
+    const char *id; /* NULL = empty slot */
+    uint32_t id_len;
+    uint64_t h;
+    int64_t off;
+} pend_slot;
+
+static pend_slot *pend_slot_of(pend_slot *t, size_t cap, const char *id, uint32_t len,
+                               uint64_t h) {
+    for (size_t i = h & (cap - 1);; i = (i + 1) & (cap - 1))
+        if (!t[i].id || (t[i].h == h && t[i].id_len == len && !memcmp(t[i].id, id, len)))
+            return &t[i];
+}
+
+static int grow_buf(uint8_t **buf, size_t *cap, size_t want) {
+    if (want <= *cap) return 0;
+    size_t c = *cap ? *cap : 4096;
+    while (c < want) c *= 2;
+    uint8_t *p = q_realloc(*buf, c);
+    if (!p) return q_err(QUARRY_NOMEM, "out of memory (batch of %zu bytes)", c);
+    *buf = p, *cap = c;
+    return 0;
+}
+
+/*
+ * Rewrite the batch with every partial update merged into a whole-row
+ * upsert: the row as the earlier operations of the batch left it, else as
+ * memory holds it. The caller holds commit_mu for writing and memory has
+ * applied every appended batch, so memory is exactly the state this batch
+ * will follow in the log. On success *out (REC_HEADER_LEN of room, the
+ * payload, room for the record padding) and *out_len replace b->buf/b->len.
+ */
+static int batch_resolve(quarry_batch *b, uint8_t **out, size_t *out_len) {
+    quarry_coll *c = b->coll;
+    const uint8_t *in = b->buf + REC_HEADER_LEN;
+    size_t in_len = b->len - REC_HEADER_LEN, pos, cap = 16, bcap = 0, len = BATCH_START;
+    uint32_t dim = c->cfg.dim;
+    while (cap < 2 * (size_t)b->npatch) cap *= 2;
+    pend_slot *tab = q_calloc(cap, sizeof *tab);
+    float *tmp = q_malloc((dim ? dim : 1) * sizeof(float));
+    uint8_t *buf = NULL;
+    int rc = 0;
+    op_view op;
+    if (!tab || !tmp || (rc = grow_buf(&buf, &bcap, b->len + 8))) {
+        rc = rc ? rc : q_err(QUARRY_NOMEM, "out of memory");
+        goto out;
+    }
+    memset(buf, 0, BATCH_START);
+    /* the updated ids, in the state before the batch */
+    for (pos = BATCH_PREFIX_LEN; pos < in_len;) {
+        bop_next(in, &pos, &op);
+        if ((op.op & ~FIELDS_ALL) != OP_PATCH) continue;
+        uint64_t h = idmap_hash(op.id, op.id_len);
+        pend_slot *s = pend_slot_of(tab, cap, op.id, op.id_len, h);
+        if (!s->id) *s = (pend_slot){op.id, op.id_len, h, PEND_NONE};
+    }
+    pthread_rwlock_rdlock(&c->rw);
+    for (pos = BATCH_PREFIX_LEN; pos < in_len;) {
+        size_t at = pos;
+        bop_next(in, &pos, &op);
+        uint64_t h = idmap_hash(op.id, op.id_len);
+        pend_slot *s = pend_slot_of(tab, cap, op.id, op.id_len, h);
+        if (op.op == OP_UPSERT || op.op == OP_DELETE) { /* copied as they are */
+            if ((rc = grow_buf(&buf, &bcap, len + op.enc_len + 8))) break;
+            memcpy(buf + len, in + at, op.enc_len);
+            if (s->id) s->off = op.op == OP_DELETE ? PEND_GONE : (int64_t)len;
+            len += op.enc_len;
+            continue;
+        }
+        unsigned fields = op.op & FIELDS_ALL;
+        /* the base row: an earlier upsert of this batch, or memory */
+        op_view base = {0};
+        const row *rw = NULL;
+        int64_t r = -1;
+        if (s->off == PEND_NONE) {
+            r = idmap_find(&c->map, c->rows, op.id, op.id_len, h);
+            if (r >= 0) rw = &c->rows[r];
+        } else if (s->off >= 0) {
+            size_t bpos = (size_t)s->off - REC_HEADER_LEN;
+            bop_next(buf + REC_HEADER_LEN, &bpos, &base);
+        }
+        if (!rw && s->off < 0) {
+            rc = q_err(QUARRY_NOTFOUND, "update of id '%.*s': no such row in '%s'%s",
+                       (int)op.id_len, op.id, c->name,
+                       s->off == PEND_GONE ? " (deleted earlier in the batch)" : "");
+            break;
+        }
+        uint32_t base_vdim = rw ? ((rw->flags & ROW_VEC) ? dim : 0) : base.dim;
+        uint32_t base_tlen = rw ? rw->text_len : base.text_len;
+        uint32_t base_mlen = rw ? rw->meta_len : base.meta_len;
+        uint32_t vdim = (fields & QUARRY_FIELD_VECTOR) ? op.dim : base_vdim;
+        uint32_t tlen = (fields & QUARRY_FIELD_TEXT) ? op.text_len : base_tlen;
+        uint32_t mlen = (fields & QUARRY_FIELD_METADATA) ? op.meta_len : base_mlen;
+        uint64_t need = op_encoded_len(op.id_len, vdim, tlen, mlen);
+        if (len - REC_HEADER_LEN + need > QUARRY_MAX_BATCH_BYTES) {
+            rc = q_err(QUARRY_FULL,
+                       "the batch would exceed %u bytes once its updates are merged into "
+                       "whole rows; commit fewer operations at once",
+                       QUARRY_MAX_BATCH_BYTES);
+            break;
+        }
+        if ((rc = grow_buf(&buf, &bcap, len + need + 8))) break;
+        if (s->off >= 0) { /* the buffer may have moved */
+            size_t bpos = (size_t)s->off - REC_HEADER_LEN;
+            bop_next(buf + REC_HEADER_LEN, &bpos, &base);
+        }
+        const float *vec = NULL;
+        const char *text, *meta;
+        if (fields & QUARRY_FIELD_VECTOR)
+            vec = op.vector ? le_floats(op.vector, op.dim, tmp) : NULL;
+        else if (rw)
+            vec = base_vdim ? coll_vec(c, (uint32_t)r) : NULL; /* as stored (normalised) */
+        else
+            vec = base.vector ? le_floats(base.vector, base.dim, tmp) : NULL;
+        if (fields & QUARRY_FIELD_TEXT)
+            text = op.text;
+        else
+            text = rw ? ((rw->flags & ROW_TEXT) ? row_text(rw) : NULL) : base.text;
+        if (fields & QUARRY_FIELD_METADATA)
+            meta = op.meta;
+        else
+            meta = rw ? ((rw->flags & ROW_META) ? row_meta(rw) : NULL) : base.meta;
+        op_encode(buf + len, OP_UPSERT, op.id, op.id_len, vec, vdim, text, tlen, meta, mlen);
+        s->off = (int64_t)len;
+        len += need;
+    }
+    pthread_rwlock_unlock(&c->rw);
+out:
+    q_free(tab);
+    q_free(tmp);
+    if (rc) {
+        q_free(buf);
+        return rc;
+    }
+    *out = buf, *out_len = len;
+    return 0;
+}
+
+/* Highest LSN appended: raised after each append (appends run concurrently
+ * under the read side of commit_mu, so a CAS keeps the maximum). */
+static void note_appended(quarry_coll *c, uint64_t lsn) {
+    uint64_t cur = atomic_load(&c->appended_lsn);
+    while (cur < lsn && !atomic_compare_exchange_weak(&c->appended_lsn, &cur, lsn)) {
+    }
 }
 
 /* Apply in LSN order: wait for lsn-1, apply (if ok), publish lsn. */
@@ -258,6 +477,7 @@ int quarry_batch_commit(quarry_batch *b) {
     q_err_clear();
     if (!b) return q_err(QUARRY_MISUSE, "quarry_batch_commit: batch is NULL");
     quarry_coll *c = b->coll;
+    uint8_t *resolved = NULL; /* the batch with its partial updates merged */
     b->ndeleted = 0;
     if (b->nops == 0) return 0;
     int rc = coll_enter(c, "quarry_batch_commit");
@@ -274,17 +494,46 @@ int quarry_batch_commit(quarry_batch *b) {
                    c->name);
         goto out;
     }
-    uint8_t *payload = b->buf + REC_HEADER_LEN;
-    uint32_t plen = (uint32_t)(b->len - REC_HEADER_LEN);
+    uint8_t *rec = b->buf;
+    size_t rec_len = b->len;
+    if (b->npatch) {
+        /* No append may slip in while the updates are merged, and memory must
+         * hold every batch appended before: then the merged rows are exactly
+         * what the log says they were followed by. */
+        pthread_rwlock_wrlock(&c->commit_mu);
+        pthread_mutex_lock(&c->apply_mu);
+        uint64_t want = atomic_load(&c->appended_lsn);
+        while (c->applied_lsn < want) pthread_cond_wait(&c->apply_cv, &c->apply_mu);
+        int panicked = c->panic;
+        pthread_mutex_unlock(&c->apply_mu);
+        if (panicked)
+            rc = q_err(QUARRY_PANIC, "collection '%s' must be reopened after an earlier failure",
+                       c->name);
+        else
+            rc = batch_resolve(b, &resolved, &rec_len);
+        if (rc) {
+            pthread_rwlock_unlock(&c->commit_mu);
+            goto out;
+        }
+        rec = resolved;
+    } else {
+        pthread_rwlock_rdlock(&c->commit_mu);
+    }
+    uint8_t *payload = rec + REC_HEADER_LEN;
+    uint32_t plen = (uint32_t)(rec_len - REC_HEADER_LEN);
     put_u32(payload + 8, b->nops);
     uint64_t lsn, end, segno;
-    if ((rc = seglog_append(c->log, b->buf, plen, &lsn, &end, &segno))) goto out;
+    rc = seglog_append(c->log, rec, plen, &lsn, &end, &segno);
+    if (!rc) note_appended(c, lsn);
+    pthread_rwlock_unlock(&c->commit_mu);
+    if (rc) goto out;
     int durable = 0;
     if (c->cfg.durability == QUARRY_DURABILITY_SYNC) durable = seglog_wait_durable(c->log, end);
     rc = apply_ordered(c, lsn, segno, payload, plen, durable == 0, &b->ndeleted);
     if (durable) rc = durable;
     if (!rc) atomic_fetch_add(&c->batches, 1);
 out:
+    q_free(resolved);
     coll_leave(c);
     batch_reset(b);
     return rc;
@@ -298,6 +547,27 @@ int quarry_upsert(quarry_coll *c, const quarry_row *rows, size_t nrows) {
     if (rc) return rc;
     for (size_t i = 0; i < nrows; i++) {
         if ((rc = quarry_batch_upsert(b, &rows[i]))) {
+            q_err_prefix(rc, "row %zu", i);
+            quarry_batch_free(b);
+            return rc;
+        }
+    }
+    rc = quarry_batch_commit(b);
+    quarry_batch_free(b);
+    return rc;
+}
+
+int quarry_update(quarry_coll *c, const quarry_row *rows, size_t nrows, unsigned fields) {
+    q_err_clear();
+    if (!c || (!rows && nrows)) return q_err(QUARRY_MISUSE, "quarry_update: NULL argument");
+    if (fields == 0 || (fields & ~FIELDS_ALL))
+        return q_err(QUARRY_INVALID, "update fields 0x%x: want a non-empty set of QUARRY_FIELD_*",
+                     fields);
+    quarry_batch *b;
+    int rc = quarry_batch_new(c, &b);
+    if (rc) return rc;
+    for (size_t i = 0; i < nrows; i++) {
+        if ((rc = quarry_batch_update(b, &rows[i], fields))) {
             q_err_prefix(rc, "row %zu", i);
             quarry_batch_free(b);
             return rc;

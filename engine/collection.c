@@ -32,6 +32,7 @@ int coll_new(struct quarry_db *db, uint32_t id, const char *name,
     pthread_rwlock_init(&c->rw, NULL);
     pthread_mutex_init(&c->apply_mu, NULL);
     pthread_cond_init(&c->apply_cv, NULL);
+    pthread_rwlock_init(&c->commit_mu, NULL);
     pthread_mutex_init(&c->compact_mu, NULL);
     coll_ivf_init(c);
     *out = c;
@@ -71,6 +72,7 @@ void coll_free(struct quarry_coll *c) {
     pthread_rwlock_destroy(&c->rw);
     pthread_mutex_destroy(&c->apply_mu);
     pthread_cond_destroy(&c->apply_cv);
+    pthread_rwlock_destroy(&c->commit_mu);
     pthread_mutex_destroy(&c->compact_mu);
     q_free(c);
 }

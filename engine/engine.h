@@ -17,7 +17,11 @@
  * and vacuum write. Writers reach the log one at a time (the log's append
  * mutex), wait for durability outside every engine lock (group commit), then
  * apply strictly in LSN order (apply_mu + apply_cv), so memory always equals
- * a prefix of the log. `life` is held for reading by every operation and for
+ * a prefix of the log. `commit_mu` is held for reading around the append of
+ * an ordinary commit; a batch with partial updates holds it for writing, waits
+ * until every appended batch is applied, resolves its updates against memory
+ * into whole-row upserts and appends those (api.c), so the log only ever holds
+ * whole rows. `life` is held for reading by every operation and for
  * writing by drop, so a drop waits for in-flight calls and later calls see
  * `dropped`.
  */
@@ -102,6 +106,8 @@ struct quarry_coll {
     pthread_mutex_t apply_mu;
     pthread_cond_t apply_cv;
     uint64_t applied_lsn;
+    pthread_rwlock_t commit_mu;     /* appends: read; resolving partial updates: write */
+    _Atomic uint64_t appended_lsn;  /* highest LSN appended (set under commit_mu) */
     pthread_mutex_t compact_mu;
 
     row *rows;

@@ -6,7 +6,8 @@
  * A database is a directory. It holds collections. A collection has a name, a
  * vector dimension (0 for a text-only collection), a metric, an index kind and
  * a durability policy. A row has an external string id and any of a float32
- * vector, a UTF-8 text and a metadata JSON object. Upsert replaces by id.
+ * vector, a UTF-8 text and a metadata JSON object. Upsert replaces by id;
+ * quarry_batch_update changes some fields of an existing row.
  *
  * CAVEATS
  *  - Error reporting. Every function that can fail returns an int rc: QUARRY_OK
@@ -309,6 +310,31 @@ QUARRY_API int quarry_batch_new(quarry_coll *coll, quarry_batch **out);
  */
 QUARRY_API int quarry_batch_upsert(quarry_batch *b, const quarry_row *row);
 
+/* Field bits of a partial update (the same values as QUARRY_RETURN_*). */
+#define QUARRY_FIELD_TEXT 1u
+#define QUARRY_FIELD_METADATA 2u
+#define QUARRY_FIELD_VECTOR 4u
+
+/**
+ * Add a partial update to the batch: the fields named in `fields` (a non-empty
+ * set of QUARRY_FIELD_* bits) are set from `row`, where a NULL field clears it
+ * (vector NULL with dim 0, text NULL, metadata NULL); the row keeps its other
+ * fields, and the fields of `row` not named are ignored. E.g. attach a vector
+ * to a row stored with text only: row = {id, vector, dim}, fields =
+ * QUARRY_FIELD_VECTOR. The named fields are validated now, like
+ * quarry_batch_upsert does (a cosine vector is normalised).
+ * The row must exist when the batch commits, counting the earlier operations
+ * of the same batch (an earlier upsert or update of the id is merged with, an
+ * earlier delete makes it missing); otherwise the commit fails with
+ * QUARRY_NOTFOUND naming the id and nothing of the batch is written. The commit
+ * logs the merged row as a whole-row upsert, resolved against the latest
+ * committed state: concurrent updates of different fields of one row never
+ * lose each other's changes. On error the batch is unchanged and still usable.
+ * @return OK, INVALID (fields 0 or unknown bits, or a bad field value),
+ *         MISMATCH, NOMEM, FULL.
+ */
+QUARRY_API int quarry_batch_update(quarry_batch *b, const quarry_row *row, unsigned fields);
+
 /** Add a delete by id (id_len 0 = strlen). Deleting a missing id is not an error. */
 QUARRY_API int quarry_batch_delete(quarry_batch *b, const char *id, size_t id_len);
 
@@ -319,8 +345,12 @@ QUARRY_API size_t quarry_batch_count(const quarry_batch *b);
  * Commit atomically: log, wait for durability per the collection's policy,
  * apply, then return. Once it returns OK every operation is visible to readers
  * (read-your-writes). On failure nothing is applied or visible. The batch is
- * emptied in both cases and may be reused.
- * @return OK, IOERR_*, FULL (disk full), PANIC, READONLY, NOTFOUND (dropped).
+ * emptied in both cases and may be reused. A batch holding partial updates
+ * first waits for the commits before it, and is limited in size like any
+ * other batch after its updates were merged into whole rows.
+ * @return OK, IOERR_*, FULL (disk full, or the merged batch is too large),
+ *         PANIC, READONLY, NOTFOUND (dropped, or a partial update's row is
+ *         missing).
  */
 QUARRY_API int quarry_batch_commit(quarry_batch *b);
 
@@ -332,6 +362,15 @@ QUARRY_API void quarry_batch_free(quarry_batch *b);
  * nothing is written and quarry_errmsg() names the row index.
  */
 QUARRY_API int quarry_upsert(quarry_coll *coll, const quarry_row *rows, size_t nrows);
+
+/**
+ * Convenience: partially update `nrows` rows (the same `fields` for each, see
+ * quarry_batch_update) as one atomic batch. Every row must exist, else
+ * NOTFOUND naming the id and nothing is written; a validation error names the
+ * row index.
+ */
+QUARRY_API int quarry_update(quarry_coll *coll, const quarry_row *rows, size_t nrows,
+                             unsigned fields);
 
 /** Convenience: delete ids as one atomic batch; *ndeleted (may be NULL) = rows that existed. */
 QUARRY_API int quarry_delete(quarry_coll *coll, const char *const *ids, size_t nids,

@@ -417,7 +417,13 @@ static void h_upsert(rpc_call *c, const ProtobufCMessage *m) {
     Quarry__V1__UpsertResponse *resp;
     quarry_coll *coll = NULL;
     quarry_batch *b = NULL;
+    unsigned update; /* QUARRY_FIELD_* of a partial update; 0 = whole rows */
     NEW(resp, quarry__v1__upsert_response__descriptor);
+    if (fields_in(r->update_fields, r->n_update_fields, &update)) {
+        rpc_reply_status(c, GRPC_STATUS_INVALID_ARGUMENT,
+                         "update_fields: FIELD_UNSPECIFIED or an unknown field value");
+        return;
+    }
     if (over_limit(c, r->n_rows, "rows") || open_coll(c, r->collection, &coll)) return;
     int rc = quarry_batch_new(coll, &b);
     if (rc) {
@@ -443,7 +449,8 @@ static void h_upsert(rpc_call *c, const ProtobufCMessage *m) {
             rpc_reply_status(c, GRPC_STATUS_INVALID_ARGUMENT, "%s: id is empty", what);
             goto out;
         }
-        if ((rc = quarry_batch_upsert(b, &row))) {
+        rc = update ? quarry_batch_update(b, &row, update) : quarry_batch_upsert(b, &row);
+        if (rc) {
             rpc_reply_rc(c, rc, what);
             goto out;
         }

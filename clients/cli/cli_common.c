@@ -125,3 +125,22 @@ void cli_row_free(cli_row *r) {
     free(r->meta_buf);
     memset(r, 0, sizeof *r);
 }
+
+unsigned cli_update_fields(const char *s) {
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } F[] = {{"text", QUARRY_FIELD_TEXT},
+             {"metadata", QUARRY_FIELD_METADATA},
+             {"vector", QUARRY_FIELD_VECTOR}};
+    unsigned bits = 0;
+    for (const char *p = s;; p++) {
+        size_t len = strcspn(p, ",");
+        size_t i = 0;
+        while (i < 3 && !(strlen(F[i].name) == len && strncmp(F[i].name, p, len) == 0)) i++;
+        if (i == 3) return 0;
+        bits |= F[i].bit;
+        p += len;
+        if (!*p) return bits;
+    }
+}

@@ -50,4 +50,8 @@ typedef struct cli_row {
 int cli_row_parse(cli_row *r, json_t *obj, char *err, size_t errcap);
 void cli_row_free(cli_row *r);
 
+/* --update FIELDS: a comma list of text, metadata and vector -> QUARRY_FIELD_*
+ * bits; 0 when a word is none of them or the list is empty. */
+unsigned cli_update_fields(const char *s);
+
 #endif

@@ -546,9 +546,16 @@ typedef struct importer {
     const char *path;
     quarry_batch *batch;
     uint32_t batch_rows;
+    unsigned update;    /* --update: QUARRY_FIELD_* of a partial update; 0 = whole rows */
     uint64_t committed; /* rows in committed batches */
     progress prog;
 } importer;
+
+/* A row into the batch: a whole-row upsert, or the --update fields. */
+static int import_add(importer *im, const quarry_row *row) {
+    return im->update ? quarry_batch_update(im->batch, row, im->update)
+                      : quarry_batch_upsert(im->batch, row);
+}
 
 /* Commits the pending batch. first_line/last_line name it in messages. */
 static int import_commit(importer *im, const char *unit, uint64_t first, uint64_t last) {
@@ -587,7 +594,7 @@ static int import_json_row(importer *im, uint64_t lineno, json_t *obj, cli_row *
     if (cli_row_parse(cr, obj, err, sizeof err) != 0) return import_bad_line(im, lineno, err);
     quarry_row row = {.id = cr->id, .id_len = cr->id_len, .vector = cr->vector, .dim = cr->dim,
                       .text = cr->text, .text_len = cr->text_len, .metadata = cr->metadata};
-    int rc = quarry_batch_upsert(im->batch, &row);
+    int rc = import_add(im, &row);
     if (rc != QUARRY_OK) return import_bad_line(im, lineno, engine_msg(rc));
     return 0;
 }
@@ -642,7 +649,7 @@ static int import_fvecs(importer *im, const quarry_collection_config *cfg, uint6
         quarry_row row = {.id = id, .vector = vec, .dim = fv.dim};
         if ((status = fvecs_read(&fv, i, vec))) break;
         snprintf(id, sizeof id, "%" PRIu64, first_id + i);
-        int rc = quarry_batch_upsert(im->batch, &row);
+        int rc = import_add(im, &row);
         if (rc != QUARRY_OK) {
             progress_clear(&im->prog);
             status = engine_error(rc, "import %s: %s: record %" PRIu64, im->coll_name, im->path,
@@ -670,7 +677,7 @@ static int has_suffix(const char *s, const char *suffix) {
 
 static int cmd_import(cli *c, const command *cmd, int argc, char **argv) {
     opt opts[] = {{"--batch", 1, NULL},     {"--format", 1, NULL}, {"--id-offset", 1, NULL},
-                  {"--quiet", 0, NULL},     {NULL, 0, NULL}};
+                  {"--quiet", 0, NULL},     {"--update", 1, NULL}, {NULL, 0, NULL}};
     quarry_coll *coll = NULL;
     quarry_collection_config cfg;
     importer im;
@@ -683,6 +690,10 @@ static int cmd_import(cli *c, const command *cmd, int argc, char **argv) {
     if ((status = opt_u32(cmd, opts, "--batch", QUARRY_MAX_BATCH_ROWS, &im.batch_rows)))
         return status;
     if (im.batch_rows == 0) return usage_error(cmd, "--batch must be at least 1");
+    const char *upd = opt_value(opts, "--update");
+    if (upd && !(im.update = cli_update_fields(upd)))
+        return usage_error(cmd, "--update wants a comma list of text, metadata and vector, "
+                                "not '%s'", upd);
     const char *idoff = opt_value(opts, "--id-offset");
     if (idoff && parse_u64(idoff, UINT64_MAX / 2, &first_id) != 0)
         return usage_error(cmd, "--id-offset wants a whole number, not '%s'", idoff);
@@ -723,7 +734,8 @@ static int cmd_import(cli *c, const command *cmd, int argc, char **argv) {
     quarry_batch_free(im.batch);
     quarry_collection_close(coll);
     if (!status && !opt_value(opts, "--quiet"))
-        printf("imported %" PRIu64 " rows in %.2f s (%.0f rows/s)\n", im.committed, secs,
+        printf("%s %" PRIu64 " rows in %.2f s (%.0f rows/s)\n",
+               im.update ? "updated" : "imported", im.committed, secs,
                secs > 0 ? (double)im.committed / secs : 0.0);
     return status;
 }
@@ -1152,6 +1164,11 @@ static const command commands[] = {
      "  --format F            jsonl or fvecs (default: from the file name)\n"
      "  --id-offset N         id of the first .fvecs row (default 0)\n"
      "  --quiet               no summary line\n"
+     "  --update FIELDS       partial update of existing rows instead of whole-row\n"
+     "                        upserts: set only FIELDS (a comma list of text, metadata,\n"
+     "                        vector; one named but absent from a line is cleared) and\n"
+     "                        keep the rest; a missing id fails its batch (e.g.\n"
+     "                        --update vector attaches vectors to stored chunks)\n"
      "                        jsonl rows: {\"id\" (or \"_id\"), \"vector\", \"text\", "
      "\"metadata\"}\n"
      "                        .fvecs rows get the ids \"0\", \"1\", ... in file order\n",

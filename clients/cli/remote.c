@@ -322,7 +322,20 @@ typedef struct batch {
     Quarry__V1__Row *rows;
     Quarry__V1__Row **ptrs;
     size_t n, cap;
+    Quarry__V1__Field upd[3]; /* --update: the fields of a partial update */
+    size_t nupd;              /* 0 = whole-row upserts */
 } batch;
+
+/* --update FIELDS into b->upd; -1 when the list is not valid. */
+static int parse_update(batch *b, const char *s) {
+    unsigned bits = cli_update_fields(s);
+    if (!bits) return -1;
+    b->nupd = 0;
+    if (bits & QUARRY_FIELD_TEXT) b->upd[b->nupd++] = QUARRY__V1__FIELD__FIELD_TEXT;
+    if (bits & QUARRY_FIELD_METADATA) b->upd[b->nupd++] = QUARRY__V1__FIELD__FIELD_METADATA;
+    if (bits & QUARRY_FIELD_VECTOR) b->upd[b->nupd++] = QUARRY__V1__FIELD__FIELD_VECTOR;
+    return 0;
+}
 
 static void batch_clear(batch *b) {
     for (size_t i = 0; i < b->n; i++) {
@@ -358,6 +371,8 @@ static int flush(qrpc_client *cl, const char *coll, batch *b, uint64_t *done, co
     rq.collection = (char *)coll;
     rq.rows = b->ptrs;
     rq.n_rows = b->n;
+    rq.update_fields = b->upd;
+    rq.n_update_fields = b->nupd;
     char what[256];
     snprintf(what, sizeof what, "import %s: %ss %" PRIu64 "-%" PRIu64, coll, unit, first, last);
     ProtobufCMessage *r = NULL;
@@ -392,7 +407,7 @@ static int import_line(batch *b, json_t *obj, uint64_t lineno, cli_row *cr) {
 
 static int r_import(qrpc_client *cl, int argc, char **argv) {
     ropt o[] = {{"--batch", 1, NULL}, {"--format", 1, NULL}, {"--id-offset", 1, NULL},
-                {"--quiet", 0, NULL}, {NULL, 0, NULL}};
+                {"--quiet", 0, NULL}, {"--update", 1, NULL}, {NULL, 0, NULL}};
     uint32_t batch_rows = 1000, id_offset = 0;
     int n, st;
     if ((st = parse("import", argc, argv, o, &n))) return st;
@@ -401,6 +416,11 @@ static int r_import(qrpc_client *cl, int argc, char **argv) {
         (st = u32("import", o, "--id-offset", UINT32_MAX, &id_offset)))
         return st;
     if (batch_rows == 0) return usage("import", "--batch must be at least 1");
+    batch b = {0};
+    const char *upd = val(o, "--update");
+    if (upd && parse_update(&b, upd))
+        return usage("import", "--update wants a comma list of text, metadata and vector, "
+                               "not '%s'", upd);
     const char *format = val(o, "--format");
     size_t plen = strlen(argv[1]);
     if (!format) format = plen > 6 && strcmp(argv[1] + plen - 6, ".fvecs") == 0 ? "fvecs" : "jsonl";
@@ -409,7 +429,6 @@ static int r_import(qrpc_client *cl, int argc, char **argv) {
         return usage("import", "--format must be jsonl or fvecs, not '%s'", format);
     FILE *f = strcmp(argv[1], "-") == 0 && !fvecs ? stdin : fopen(argv[1], "rb");
     if (!f) return fail("%s: %s", argv[1], strerror(errno));
-    batch b = {0};
     cli_row row = {0};
     uint64_t done = 0, lineno = 0, first = fvecs ? 0 : 1;
     double t0 = now_seconds();
@@ -470,8 +489,8 @@ static int r_import(qrpc_client *cl, int argc, char **argv) {
     cli_row_free(&row);
     double secs = now_seconds() - t0;
     if (!st && !val(o, "--quiet"))
-        printf("imported %" PRIu64 " rows in %.2f s (%.0f rows/s)\n", done, secs,
-               secs > 0 ? (double)done / secs : 0.0);
+        printf("%s %" PRIu64 " rows in %.2f s (%.0f rows/s)\n", b.nupd ? "updated" : "imported",
+               done, secs, secs > 0 ? (double)done / secs : 0.0);
     return st;
 }
 

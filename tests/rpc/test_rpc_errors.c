@@ -7,9 +7,10 @@
  * a bad row in an otherwise good batch, unknown collection, k = 0, malformed
  * filter, no query clause, garbage bytes instead of a protobuf, a message
  * over --max-message-bytes, a batch over --max-batch-rows, bad collection
- * names and configs, reserved metadata keys, bad chunk options, unknown
- * methods; missing and wrong API keys; a second server on the same port or
- * the same data directory fails loudly; TLS when openssl is available.
+ * names and configs, reserved metadata keys, bad chunk options, a partial
+ * update of a missing row or with a bad field list, unknown methods; missing
+ * and wrong API keys; a second server on the same port or the same data
+ * directory fails loudly; TLS when openssl is available.
  */
 #include <math.h>
 #include <signal.h>
@@ -200,6 +201,60 @@ static void bad_requests(const rpct_server *srv) {
     co.strategy = (Quarry__V1__ChunkStrategy)99;
     rpct_call(__FILE__, __LINE__, cl, "/quarry.v1.Quarry/Chunk", &ch.base, NULL,
               ST_INVALID_ARGUMENT, "strategy");
+
+    /* partial updates: a missing row among existing ones writes nothing; bad
+     * field lists and bad values are refused */
+    {
+        const float w[DIM] = {4, 3, 2, 1};
+        Quarry__V1__Row a = QUARRY__V1__ROW__INIT, b = QUARRY__V1__ROW__INIT, *rp[] = {&a, &b};
+        a.id = "ok1";
+        a.vector = (float *)w;
+        a.n_vector = DIM;
+        b.id = "ghost";
+        b.vector = (float *)w;
+        b.n_vector = DIM;
+        Quarry__V1__Field f[] = {QUARRY__V1__FIELD__FIELD_VECTOR,
+                                 QUARRY__V1__FIELD__FIELD_UNSPECIFIED};
+        Quarry__V1__UpsertRequest rq = QUARRY__V1__UPSERT_REQUEST__INIT;
+        rq.collection = "c";
+        rq.rows = rp;
+        rq.n_rows = 2;
+        rq.update_fields = f;
+        rq.n_update_fields = 1;
+        rpct_call(__FILE__, __LINE__, cl, "/quarry.v1.Quarry/Upsert", &rq.base, NULL,
+                  ST_NOT_FOUND, "'ghost'");
+        rq.n_update_fields = 2; /* FIELD_UNSPECIFIED */
+        rpct_call(__FILE__, __LINE__, cl, "/quarry.v1.Quarry/Upsert", &rq.base, NULL,
+                  ST_INVALID_ARGUMENT, "update_fields");
+        f[1] = (Quarry__V1__Field)17; /* outside the schema */
+        rpct_call(__FILE__, __LINE__, cl, "/quarry.v1.Quarry/Upsert", &rq.base, NULL,
+                  ST_INVALID_ARGUMENT, "update_fields");
+        rq.n_rows = 1;
+        rq.n_update_fields = 1;
+        a.n_vector = DIM - 1;
+        rpct_call(__FILE__, __LINE__, cl, "/quarry.v1.Quarry/Upsert", &rq.base, NULL,
+                  ST_INVALID_ARGUMENT, "row 0 (id 'ok1')");
+        a.n_vector = DIM;
+        a.vector = (float *)nan;
+        rpct_call(__FILE__, __LINE__, cl, "/quarry.v1.Quarry/Upsert", &rq.base, NULL,
+                  ST_INVALID_ARGUMENT, "NaN");
+        a.vector = (float *)w;
+        rq.collection = "nope";
+        rpct_call(__FILE__, __LINE__, cl, "/quarry.v1.Quarry/Upsert", &rq.base, NULL,
+                  ST_NOT_FOUND, "nope");
+        /* ok1 still has its old vector */
+        char *ids[] = {"ok1"};
+        Quarry__V1__GetRequest g = QUARRY__V1__GET_REQUEST__INIT;
+        g.collection = "c";
+        g.ids = ids;
+        g.n_ids = 1;
+        Quarry__V1__GetResponse *gr =
+            RPCT_CALL(cl, "Get", g, &quarry__v1__get_response__descriptor, ST_OK);
+        T_ASSERT(gr->n_rows == 1 && gr->rows[0]->n_vector == DIM);
+        T_ASSERT(memcmp(gr->rows[0]->vector, v, sizeof v) == 0);
+        T_ASSERT_STREQ(gr->rows[0]->metadata, "{\"k\":1}");
+        protobuf_c_message_free_unpacked(&gr->base, NULL);
+    }
 
     /* nothing changed, and the server still serves */
     Quarry__V1__CollectionStats after = rpct_stats(cl, "c");

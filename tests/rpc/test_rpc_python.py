@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 """The Python client against a real quarryd on a free loopback port.
 
-Every RPC round-trips through quarry.Client (numpy arrays in, dataclasses out);
+Every RPC round-trips through quarry.Client (numpy arrays in, dataclasses out),
+partial updates (vectors attached to stored chunks) included;
 an IVF-PQ collection is created with its parameters, trained (waiting and not),
 shows its index in the stats and answers queries with nprobe/refine; bad
 requests raise the documented QuarryError subclass with the right status code
@@ -230,6 +231,66 @@ class RoundTrip(unittest.TestCase):
             self.db.upsert_document("py_docs", "d2", text, metadata={"_chunk": 1})
         with self.assertRaises(InvalidArgument):
             self.db.upsert_document("py_docs", "d2", text, max=8, vectors=vectors[:1])
+
+    def test_partial_update(self):
+        self.db.create_collection("py_upd", dim=64, metric="cosine", index="hnsw")
+        text = ("Sourdough needs a lively starter. Keep the dough warm while it rises. "
+                "Bake it hot and let it cool before slicing.")
+        # chunks stored without vectors, vectors attached later
+        stored = self.db.upsert_document("py_upd", "bread", text, metadata={"lang": "en"},
+                                         max=8)
+        ids = ["bread#%d" % i for i in range(len(stored))]
+        self.assertGreater(len(ids), 1)
+        before = self.db.get("py_upd", ids)
+        self.assertTrue(all(r.vector is None for r in before.values()))
+        self.assertEqual(self.db.describe_collection("py_upd").stats["rows_with_vector"], 0)
+        vectors = [hash_embed(c.text) for c in stored]
+        if np is not None:
+            vectors = np.array(vectors, dtype=np.float32)
+        self.assertEqual(self.db.upsert("py_upd", ids, vectors=vectors,
+                                        texts=["not sent"] * len(ids), update=["vector"]),
+                         len(ids))
+        after = self.db.get("py_upd", ids)
+        for i, id_ in enumerate(ids):
+            self.assertEqual(after[id_].text, before[id_].text)
+            self.assertEqual(after[id_].metadata, before[id_].metadata)
+            self.assertEqual(len(after[id_].vector), 64)
+        stats = self.db.describe_collection("py_upd").stats
+        self.assertEqual((stats["rows"], stats["rows_with_vector"]), (len(ids), len(ids)))
+        hits = self.db.query("py_upd", vector=hash_embed(stored[1].text), k=1)
+        self.assertEqual(hits[0].id, ids[1])
+        self.assertEqual(hits[0].text, stored[1].text)
+        self.assertEqual(text.encode()[hits[0].metadata["_start"]:hits[0].metadata["_end"]]
+                         .decode(), stored[1].text)
+        # metadata only (a single field name works too); then clear it
+        meta = dict(after[ids[0]].metadata, checked=True)
+        self.db.upsert("py_upd", [ids[0]], metadata=[meta], update="metadata")
+        row = self.db.get("py_upd", [ids[0]])[ids[0]]
+        self.assertEqual(row.metadata, meta)
+        self.assertEqual(row.text, stored[0].text)
+        self.assertIsNotNone(row.vector)
+        self.assertEqual(self.db.query("py_upd", vector=hash_embed(stored[0].text), k=1,
+                                       filter={"checked": True})[0].id, ids[0])
+        self.db.upsert("py_upd", [ids[0]], update=["metadata", "text"])
+        row = self.db.get("py_upd", [ids[0]])[ids[0]]
+        self.assertIsNone(row.metadata)
+        self.assertIsNone(row.text)
+        self.assertIsNotNone(row.vector)
+        # a missing id: NotFound naming it, nothing written
+        s0 = self.db.describe_collection("py_upd").stats
+        with self.assertRaises(NotFound) as cm:
+            self.db.upsert("py_upd", [ids[1], "ghost"], texts=["x", "y"], update=["text"])
+        self.assertIn("ghost", cm.exception.details)
+        s1 = self.db.describe_collection("py_upd").stats
+        self.assertEqual((s1["rows"], s1["last_lsn"], s1["batches"]),
+                         (s0["rows"], s0["last_lsn"], s0["batches"]))
+        self.assertEqual(self.db.get("py_upd", [ids[1]])[ids[1]].text, stored[1].text)
+        with self.assertRaises(ValueError):
+            self.db.upsert("py_upd", ids[:1], update=["colour"])
+        with self.assertRaises(ValueError):
+            self.db.upsert("py_upd", ids[:1], update=[])
+        with self.assertRaises(InvalidArgument):
+            self.db.upsert("py_upd", ids[:1], vectors=[[1.0, 2.0]], update=["vector"])
 
     def test_stats(self):
         s = self.db.stats()
@@ -503,6 +564,27 @@ class Programs(unittest.TestCase):
         got = json.loads(run("get", "cli_c", "c3").stdout)
         self.assertEqual(got["text"], "row 3")
         self.assertEqual(got["metadata"], {"g": 1})
+        # --update: a partial update (metadata only; text and vector stay)
+        upd = tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False)
+        upd.write('{"id":"c4","metadata":{"g":7},"text":"ignored"}\n')
+        upd.close()
+        self.assertIn("updated 1 rows",
+                      run("import", "cli_c", upd.name, "--update", "metadata").stdout)
+        got = json.loads(run("get", "cli_c", "c4").stdout)
+        self.assertEqual((got["text"], got["metadata"]), ("row 4", {"g": 7}))
+        self.assertEqual(len(got["vector"]), 3)
+        missing = tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False)
+        missing.write('{"id":"c5","text":"x"}\n{"id":"ghost","text":"y"}\n')
+        missing.close()
+        r = run("import", "cli_c", missing.name, "--update", "text", ok=False)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("NOT_FOUND", r.stderr)
+        self.assertIn("ghost", r.stderr)
+        self.assertEqual(json.loads(run("get", "cli_c", "c5").stdout)["text"], "row 5")
+        r = run("import", "cli_c", missing.name, "--update", "nope", ok=False)
+        self.assertEqual(r.returncode, 1)
+        os.unlink(upd.name)
+        os.unlink(missing.name)
         self.assertIn("deleted 1 of 2 ids", run("delete", "cli_c", "c3", "nope").stdout)
         r = run("get", "cli_c", "c3", ok=False)
         self.assertEqual(r.returncode, 2)

@@ -6,9 +6,10 @@
  * from Query in the right order with filters, offsets, returned fields and
  * explain; Delete removes them; Chunk returns the engine's chunks;
  * UpsertDocument stores chunk rows whose offsets cut the document exactly
- * (vectors attached), and a text query either finds them (BM25 present) or
- * is answered UNIMPLEMENTED; Stats counts it all. Then a restart: the data
- * is still there.
+ * (vectors attached), or without vectors that a partial Upsert
+ * (update_fields) attaches later, and a text query either finds them (BM25
+ * present) or is answered UNIMPLEMENTED; Stats counts it all. Then a restart:
+ * the data is still there.
  */
 #include <math.h>
 #include <signal.h>
@@ -303,6 +304,130 @@ static size_t upsert_document(qrpc_client *cl) {
     return n;
 }
 
+/* Get one row (NULL when missing). */
+static Quarry__V1__GetResponse *get_one(qrpc_client *cl, const char *coll, const char *id) {
+    char *ids[] = {(char *)id};
+    Quarry__V1__GetRequest g = QUARRY__V1__GET_REQUEST__INIT;
+    g.collection = (char *)coll;
+    g.ids = ids;
+    g.n_ids = 1;
+    Quarry__V1__GetResponse *gr =
+        RPCT_CALL(cl, "Get", g, &quarry__v1__get_response__descriptor, ST_OK);
+    T_ASSERT_EQ(gr->n_rows, 1);
+    return gr;
+}
+
+/* The chunk row memo#i: text DOC[_start, _end), the document's metadata, and
+ * (with_vec) the vector attached later. */
+static void check_memo_chunk(qrpc_client *cl, size_t i, int with_vec) {
+    char id[32];
+    snprintf(id, sizeof id, "memo#%zu", i);
+    Quarry__V1__GetResponse *gr = get_one(cl, "vecs", id);
+    const Quarry__V1__Row *row = gr->rows[0];
+    const char *m = row->metadata, *ps = strstr(m, "\"_start\":"), *pe = strstr(m, "\"_end\":");
+    T_ASSERT(ps && pe && strstr(m, "\"_parent\":\"memo\"") && strstr(m, "\"kind\":\"memo\""));
+    long start = strtol(ps + 9, NULL, 10), end = strtol(pe + 7, NULL, 10);
+    T_ASSERT((size_t)(end - start) == strlen(row->text));
+    T_ASSERT(memcmp(DOC + start, row->text, (size_t)(end - start)) == 0);
+    if (with_vec) {
+        float v[DIM];
+        row_vec(2000 + (int)i, v);
+        T_ASSERT_EQ(row->n_vector, DIM);
+        T_ASSERT(memcmp(row->vector, v, sizeof v) == 0);
+    } else {
+        T_ASSERT_EQ(row->n_vector, 0);
+    }
+    protobuf_c_message_free_unpacked(&gr->base, NULL);
+}
+
+/* UpsertDocument without vectors, then Upsert with update_fields [VECTOR]
+ * attaches one to each chunk row: a vector query finds the chunks, whose
+ * text and metadata (offsets included) are intact. Returns the chunk count. */
+static size_t attach_vectors(qrpc_client *cl) {
+    Quarry__V1__ChunkOptions o = QUARRY__V1__CHUNK_OPTIONS__INIT;
+    o.strategy = QUARRY__V1__CHUNK_STRATEGY__CHUNK_MARKDOWN;
+    o.max = 80;
+    Quarry__V1__UpsertDocumentRequest rq = QUARRY__V1__UPSERT_DOCUMENT_REQUEST__INIT;
+    rq.collection = "vecs";
+    rq.id = "memo";
+    rq.text = (char *)DOC;
+    rq.metadata = "{\"kind\":\"memo\"}";
+    rq.options = &o;
+    Quarry__V1__UpsertDocumentResponse *r = RPCT_CALL(
+        cl, "UpsertDocument", rq, &quarry__v1__upsert_document_response__descriptor, ST_OK);
+    size_t n = r->n_chunks;
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    T_ASSERT(n >= 3 && n <= 16);
+    Quarry__V1__CollectionStats before = rpct_stats(cl, "vecs");
+    for (size_t i = 0; i < n; i++) check_memo_chunk(cl, i, 0);
+
+    static char ids[16][32];
+    static float vals[16][DIM];
+    Quarry__V1__Row rows[16], *rp[16];
+    for (size_t i = 0; i < n; i++) {
+        quarry__v1__row__init(&rows[i]);
+        snprintf(ids[i], sizeof ids[i], "memo#%zu", i);
+        row_vec(2000 + (int)i, vals[i]);
+        rows[i].id = ids[i];
+        rows[i].vector = vals[i];
+        rows[i].n_vector = DIM;
+        rows[i].text = "ignored: not a listed field";
+        rp[i] = &rows[i];
+    }
+    Quarry__V1__Field f[] = {QUARRY__V1__FIELD__FIELD_VECTOR};
+    Quarry__V1__UpsertRequest up = QUARRY__V1__UPSERT_REQUEST__INIT;
+    up.collection = "vecs";
+    up.rows = rp;
+    up.n_rows = n;
+    up.update_fields = f;
+    up.n_update_fields = 1;
+    Quarry__V1__UpsertResponse *ur =
+        RPCT_CALL(cl, "Upsert", up, &quarry__v1__upsert_response__descriptor, ST_OK);
+    T_ASSERT_EQ(ur->upserted, n);
+    protobuf_c_message_free_unpacked(&ur->base, NULL);
+    Quarry__V1__CollectionStats after = rpct_stats(cl, "vecs");
+    T_ASSERT_EQ(after.rows, before.rows);
+    T_ASSERT_EQ(after.rows_with_vector, before.rows_with_vector + n);
+    for (size_t i = 0; i < n; i++) check_memo_chunk(cl, i, 1);
+
+    /* the vector path finds each chunk, with its text and metadata */
+    for (size_t i = 0; i < n; i++) {
+        Quarry__V1__QueryResponse *q = vquery(cl, "vecs", vals[i], 3, 0, NULL, 0);
+        T_ASSERT(q->n_hits >= 1);
+        T_ASSERT_STREQ(q->hits[0]->id, ids[i]);
+        T_ASSERT(q->hits[0]->distance == 0.0f);
+        const char *m = q->hits[0]->metadata, *ps = strstr(m, "\"_start\":");
+        T_ASSERT(ps && strstr(m, "\"_end\":") && strstr(m, "\"kind\":\"memo\""));
+        long start = strtol(ps + 9, NULL, 10);
+        T_ASSERT(memcmp(DOC + start, q->hits[0]->text, strlen(q->hits[0]->text)) == 0);
+        protobuf_c_message_free_unpacked(&q->base, NULL);
+    }
+
+    /* a later metadata-only update keeps text and vector */
+    Quarry__V1__Row one = QUARRY__V1__ROW__INIT, *op = &one;
+    one.id = ids[0];
+    Quarry__V1__GetResponse *gr = get_one(cl, "vecs", ids[0]);
+    char meta[512];
+    snprintf(meta, sizeof meta, "%s", gr->rows[0]->metadata);
+    protobuf_c_message_free_unpacked(&gr->base, NULL);
+    char *tail = strrchr(meta, '}');
+    T_ASSERT(tail);
+    snprintf(tail, sizeof meta - (size_t)(tail - meta), ",\"reviewed\":true}");
+    one.metadata = meta;
+    Quarry__V1__Field fm[] = {QUARRY__V1__FIELD__FIELD_METADATA};
+    up.rows = &op;
+    up.n_rows = 1;
+    up.update_fields = fm;
+    ur = RPCT_CALL(cl, "Upsert", up, &quarry__v1__upsert_response__descriptor, ST_OK);
+    protobuf_c_message_free_unpacked(&ur->base, NULL);
+    check_memo_chunk(cl, 0, 1);
+    Quarry__V1__QueryResponse *q = vquery(cl, "vecs", vals[0], 1, 0, "{\"reviewed\":true}", 0);
+    T_ASSERT_EQ(q->n_hits, 1);
+    T_ASSERT_STREQ(q->hits[0]->id, ids[0]);
+    protobuf_c_message_free_unpacked(&q->base, NULL);
+    return n;
+}
+
 /* Text-only collection: UpsertDocument, then a text query. */
 static void text_query(qrpc_client *cl) {
     Quarry__V1__UpsertDocumentRequest rq = QUARRY__V1__UPSERT_DOCUMENT_REQUEST__INIT;
@@ -406,6 +531,8 @@ int main(void) {
     delete_rows(cl);
     chunk(cl);
     size_t nchunks = upsert_document(cl);
+    size_t nmemo = attach_vectors(cl);
+    nchunks += nmemo;
     text_query(cl);
     list_describe_stats(cl, NROWS - 2 + nchunks);
     drop(cl);
@@ -419,6 +546,7 @@ int main(void) {
     Quarry__V1__CollectionStats st2 = rpct_stats(cl, "vecs");
     T_ASSERT_EQ(st2.rows, NROWS - 2 + nchunks);
     get_rows(cl);
+    for (size_t i = 0; i < nmemo; i++) check_memo_chunk(cl, i, 1); /* attached vectors too */
     qrpc_close(cl);
     T_ASSERT_EQ(rpct_stop(&srv, SIGINT), 0);
     t_rmdir(dir);

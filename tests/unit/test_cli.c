@@ -3,8 +3,9 @@
  * test_cli.c -- drives the built `quarry` program through a whole session in a
  * scratch directory: create, import of a generated .jsonl and .fvecs file,
  * list, stats, get, search (one vector, a query file, a filter, --stats),
- * delete, the error paths (missing row, duplicate collection, bad vector JSON,
- * a bad import line), the stdin shell, compact, sync and drop.
+ * import --update (partial updates), delete, the error paths (missing row,
+ * duplicate collection, bad vector JSON, a bad import line), the stdin shell,
+ * compact, sync and drop.
  *
  * The program is $QUARRY_BIN_DIR/clients/cli/quarry (the test harness sets
  * QUARRY_BIN_DIR to the build directory); without it the test is skipped. Each
@@ -290,6 +291,69 @@ static void test_ivfpq(void) {
     RUN_OK("drop ivf");
 }
 
+/* import --update: text-only rows first, vectors attached later, a field
+ * changed and one cleared; a missing id fails its batch and writes nothing. */
+static void test_update(void) {
+    static float v[3][DIM];
+    uint64_t seed = 7;
+    RUN_OK("create upd --dim %d", DIM);
+    FILE *f = fopen(scratch("upd.jsonl"), "w");
+    T_ASSERT(f != NULL);
+    for (int i = 0; i < 3; i++)
+        fprintf(f, "{\"id\":\"u%d\",\"text\":\"chunk number %d\",\"metadata\":{\"part\":%d}}\n",
+                i, i, i);
+    T_ASSERT(fclose(f) == 0);
+    RUN_OK("import upd '%s'", scratch("upd.jsonl"));
+    EXPECT_IN(g_out, "imported 3 rows");
+    f = fopen(scratch("upd-vec.jsonl"), "w");
+    T_ASSERT(f != NULL);
+    for (int i = 0; i < 3; i++) {
+        for (int j = 0; j < DIM; j++) v[i][j] = t_randf(&seed);
+        /* the text here is ignored: only the vector is updated */
+        fprintf(f, "{\"id\":\"u%d\",\"vector\":%s,\"text\":\"ignored\"}\n", i, vec_json(v[i]));
+    }
+    T_ASSERT(fclose(f) == 0);
+    RUN_OK("import upd '%s' --update vector", scratch("upd-vec.jsonl"));
+    EXPECT_IN(g_out, "updated 3 rows");
+    RUN_OK("get upd u1");
+    EXPECT_IN(g_out, "\"text\":\"chunk number 1\"");
+    EXPECT_IN(g_out, "\"metadata\":{\"part\":1}");
+    T_ASSERT(strstr(g_out, "\"vector\":[") != NULL);
+    RUN_OK("search upd --vector '%s' --k 1 --format ids", vec_json(v[1]));
+    T_ASSERT_STREQ(first_word(g_out), "u1");
+    RUN_OK("stats upd");
+    EXPECT_IN(g_out, "rows: 3\n");
+    EXPECT_IN(g_out, "rows_with_vector: 3\n");
+
+    /* metadata changed, text cleared (named but absent), vector kept */
+    f = fopen(scratch("upd-meta.jsonl"), "w");
+    T_ASSERT(f != NULL);
+    fprintf(f, "{\"id\":\"u2\",\"metadata\":{\"part\":9}}\n");
+    T_ASSERT(fclose(f) == 0);
+    RUN_OK("import upd '%s' --update metadata,text", scratch("upd-meta.jsonl"));
+    RUN_OK("get upd u2");
+    EXPECT_IN(g_out, "\"text\":null");
+    EXPECT_IN(g_out, "\"metadata\":{\"part\":9}");
+    RUN_OK("search upd --vector '%s' --k 1 --format ids --filter '{\"part\":9}'",
+           vec_json(v[2]));
+    T_ASSERT_STREQ(first_word(g_out), "u2");
+
+    /* ids that do not exist ("0", "1" ... of an .fvecs file): nothing is written */
+    EXPECT_STATUS(2, run("import upd '%s' --update vector", scratch("vecs.fvecs")));
+    EXPECT_IN(g_err, "no such row");
+    EXPECT_IN(g_err, "'0'");
+    RUN_OK("stats upd");
+    EXPECT_IN(g_out, "rows: 3\n");
+
+    /* bad field lists are usage errors */
+    EXPECT_STATUS(1, run("import upd '%s' --update colour", scratch("upd.jsonl")));
+    EXPECT_IN(g_err, "--update wants a comma list");
+    EXPECT_STATUS(1, run("import upd '%s' --update text,", scratch("upd.jsonl")));
+    RUN_OK("import --help");
+    EXPECT_IN(g_out, "--update FIELDS");
+    RUN_OK("drop upd");
+}
+
 static void test_delete_and_errors(void) {
     RUN_OK("delete vecs 42 43 nosuch");
     EXPECT_IN(g_out, "deleted 2 of 3 ids");
@@ -388,6 +452,7 @@ int main(void) {
     test_create_and_import();
     test_get_and_search();
     test_ivfpq();
+    test_update();
     test_delete_and_errors();
     test_shell();
     test_text();

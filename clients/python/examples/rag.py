@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""The retrieval half of RAG with Quarry: chunk a document, store the chunks with
-vectors, and fetch the best context for a question with a hybrid query.
+"""The retrieval half of RAG with Quarry: chunk a document, store the chunks, attach
+their vectors, and fetch the best context for a question with a hybrid query.
 
     /usr/bin/python3 clients/python/examples/rag.py --addr 127.0.0.1:7070 \\
         "how warm should the dough be?"
@@ -72,14 +72,19 @@ def main():
         db.create_collection(args.collection, dim=DIM, metric="cosine", index="hnsw",
                              if_not_exists=True)
 
-        # 1. Chunk at markdown headings (each chunk keeps its heading path), embed the
-        #    chunks, and store them as rows "sourdough-guide#0", "#1", ... in one batch.
-        opts = dict(strategy="markdown", max=400)
-        chunks = db.chunk(DOC, **opts)
-        vectors = [hash_embed(c.text, DIM) for c in chunks]
+        # 1. Chunk at markdown headings (each chunk keeps its heading path) and store the
+        #    chunks as rows "sourdough-guide#0", "#1", ... in one batch, text only: the
+        #    keyword side can serve them at once.
         stored = db.upsert_document(args.collection, DOC_ID, DOC, metadata={"source": "guide"},
-                                    vectors=vectors, **opts)
+                                    strategy="markdown", max=400)
         print("stored %d chunks of %r in collection %r" % (len(stored), DOC_ID, args.collection))
+
+        # 1b. Embed the stored chunks (with a real model this is the slow part, often done
+        #     later or elsewhere) and attach the vectors without resending the rows: a
+        #     partial update keeps each chunk's text and metadata as they are.
+        ids = ["%s#%d" % (DOC_ID, i) for i in range(len(stored))]
+        db.upsert(args.collection, ids, vectors=[hash_embed(c.text, DIM) for c in stored],
+                  update=["vector"])
 
         # 2. Retrieve: vector + keyword ranking fused with RRF, only this document's chunks.
         qv = hash_embed(question, DIM)

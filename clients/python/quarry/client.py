@@ -40,7 +40,7 @@ class InvalidArgument(QuarryError):
 
 
 class NotFound(QuarryError):
-    """No such collection."""
+    """No such collection (or, for a partial update, no such row)."""
 
 
 class AlreadyExists(QuarryError):
@@ -340,14 +340,35 @@ class Client:
 
     # ----------------------------------------------------------------- rows
 
-    def upsert(self, collection, ids, vectors=None, texts=None, metadata=None):
+    def upsert(self, collection, ids, vectors=None, texts=None, metadata=None, *, update=None):
         """Upserts rows as one atomic batch. ``ids`` is a sequence of strings;
         ``vectors`` a numpy array (n, dim) or a list of lists (or None / None items);
         ``texts`` a list of strings; ``metadata`` a list of dicts (or JSON strings).
-        Returns the number of rows upserted."""
+        A row is replaced whole: fields not given are gone.
+
+        ``update``: a partial update instead, naming the fields to set (any of "text",
+        "metadata", "vector", or one such string). Each named field is set from its
+        argument, where None (or a None item) clears it; the row keeps its other fields,
+        and arguments for fields not named are not sent. Every id must exist (earlier
+        ids of the same call count), otherwise NotFound names the id and nothing is
+        written. E.g. attach vectors to chunk rows stored by upsert_document without
+        them: ``upsert("docs", ["d1#0", "d1#1"], vectors=vs, update=["vector"])``.
+
+        Returns the number of rows upserted (or updated)."""
         ids = list(ids)
         n = len(ids)
-        vectors = _vectors(vectors, n)
+        fields = set(_FIELDS)
+        if update is not None:
+            if isinstance(update, str):
+                update = [update]
+            fields = set(update)
+            for f in fields:
+                _enum(_FIELDS, f, "field")  # ValueError for an unknown name
+            if not fields:
+                raise ValueError("update names no field (give text, metadata and/or vector)")
+        vectors = _vectors(vectors if "vector" in fields else None, n)
+        texts = texts if "text" in fields else None
+        metadata = metadata if "metadata" in fields else None
         for what, seq in (("texts", texts), ("metadata", metadata)):
             if seq is not None and len(seq) != n:
                 raise ValueError("%d %s for %d ids" % (len(seq), what, n))
@@ -361,7 +382,10 @@ class Client:
             if metadata is not None and metadata[i] is not None:
                 row.metadata = _metadata(metadata[i])
             rows.append(row)
-        return self._call("Upsert", pb.UpsertRequest(collection=collection, rows=rows)).upserted
+        req = pb.UpsertRequest(collection=collection, rows=rows)
+        if update is not None:
+            req.update_fields.extend(sorted(_FIELDS[f] for f in fields))
+        return self._call("Upsert", req).upserted
 
     def delete(self, collection, ids):
         """Deletes rows by id (one atomic batch); returns how many existed."""
