@@ -6,7 +6,7 @@
  *
  *   bench_rpc [--rows 60000] [--dim 128 | --fmnist DIR] [--queries 1000] [--k 10] [--ef 64]
  *             [--seconds 3] [--repeat 3] [--clients 1,4,16,64] [--configs default,...]
- *             [--server NAME=FLAGS] [--no-upsert] [--keep DIR]
+ *             [--server NAME=FLAGS] [--no-upsert] [--keep DIR] [--split-cores S]
  *
  * Steps:
  *  1. Build the collection in-process: `rows` vectors (Fashion-MNIST's 60,000
@@ -37,6 +37,12 @@
  * load generator's own CPU cost: it is a lower bound for a remote client.
  * The CPU columns say how much of each call is the server's and how much the
  * client's.
+ *
+ * --split-cores S gives the server the cores 0..S-1 and the load generator
+ * the others (CPU affinity): quarryd and the in-process runs share cores
+ * 0..S-1, so each pair compares the same cores doing the same queries, once
+ * behind gRPC and once in-process, while the client's own cost runs
+ * elsewhere, as it does for a remote client. On 2 cores, S = 1.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -47,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -72,6 +79,7 @@ typedef struct opts {
     uint32_t rows, dim, nq, k, ef;
     double seconds;
     int repeat, no_upsert;
+    int split; /* --split-cores: the server's cores (0 = no split) */
     const char *fmnist, *keep;
     int clients[16], nclients;
     char configs[256];
@@ -120,6 +128,17 @@ static double proc_cpu_s(pid_t pid) {
         return NAN;
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
+
+/* Pins the calling thread (or a child before exec: the process) to cores
+ * first..first+n-1. */
+static void pin_cores(int first, int n) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int c = first; c < first + n; c++) CPU_SET(c, &set);
+    if (sched_setaffinity(0, sizeof set, &set) != 0) perror("sched_setaffinity");
+}
+
+static int g_split; /* --split-cores, for the threads that pin themselves */
 
 static double now_s(void) {
     struct timespec ts;
@@ -231,6 +250,7 @@ typedef struct inproc {
 
 static void *inproc_main(void *arg) {
     inproc *w = arg;
+    if (g_split) pin_cores(0, g_split); /* the server's cores */
     uint32_t i = (uint32_t)w->id * 7919u;
     while (now_s() < w->until) {
         quarry_query *q;
@@ -304,6 +324,7 @@ static pid_t start_server(const char *data, const char *flags, int *port, int *q
     pid_t pid = fork();
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the benchmark */
+        if (g_split) pin_cores(0, g_split);
         if (!freopen(log, "a", stderr) || !freopen("/dev/null", "w", stdout)) _exit(126);
         execv(argv[0], argv);
         _exit(127);
@@ -581,6 +602,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--fmnist") && v) o.fmnist = v, i++;
         else if (!strcmp(a, "--keep") && v) o.keep = v, i++;
         else if (!strcmp(a, "--no-upsert")) o.no_upsert = 1;
+        else if (!strcmp(a, "--split-cores") && v) o.split = atoi(v), i++;
         else if (!strcmp(a, "--clients") && v) parse_list(v, o.clients, &o.nclients), i++;
         else if (!strcmp(a, "--configs") && v) snprintf(o.configs, sizeof o.configs, "%s", v), i++;
         else if (!strcmp(a, "--server") && v && strchr(v, '=') && nconfigs < MAX_CONFIGS) {
@@ -593,7 +615,8 @@ int main(int argc, char **argv) {
                     "usage: bench_rpc [--rows N] [--dim D | --fmnist DIR] [--queries N] [--k K]\n"
                     "                 [--ef EF] [--seconds S] [--repeat R] [--clients 1,4,16,64]\n"
                     "                 [--configs default,workers,inline,percq-inline,1cq-4w,2cq-8w]\n"
-                    "                 [--server NAME=FLAGS]... [--no-upsert] [--keep DIR]\n");
+                    "                 [--server NAME=FLAGS]... [--no-upsert] [--keep DIR]\n"
+                    "                 [--split-cores S]\n");
             return 1;
         }
     }
@@ -625,6 +648,17 @@ int main(int argc, char **argv) {
            "%d repeats of %.1f s\n",
            o.rows, o.dim, o.fmnist ? "Fashion-MNIST" : "generated", o.k, o.ef, cores, o.repeat,
            o.seconds);
+    if (o.split) {
+        if (o.split < 1 || o.split >= cores) {
+            fprintf(stderr, "--split-cores wants 1..%d on this machine\n", cores - 1);
+            return 1;
+        }
+        g_split = o.split;
+        pin_cores(o.split, cores - o.split); /* this thread: the load generator and gRPC's */
+        printf("# split cores: quarryd and the in-process runs on cores 0..%d, the load "
+               "generator on %d..%d\n",
+               o.split - 1, o.split, cores - 1);
+    }
     quarry_db *db;
     quarry_coll *coll;
     CHECK(quarry_open(data, NULL, &db));
@@ -663,7 +697,8 @@ int main(int argc, char **argv) {
     CHECK(quarry_collection_open(db, "bench", &coll));
 
     /* 2. in-process */
-    int tcounts[2] = {1, cores < 64 ? cores : 64};
+    int ip_cores = o.split ? o.split : cores;
+    int tcounts[2] = {1, ip_cores < 64 ? ip_cores : 64};
     printf("\n## In-process (quarry_query_run), closed loop\n\n");
     printf("| threads | QPS | p50 ms | p99 ms | CPU us/query |\n|---:|---:|---:|---:|---:|\n");
     for (int t = 0; t < 2; t++) {
