@@ -29,8 +29,9 @@ import ctypes
 import grpc
 
 import quarry
-from quarry import (AlreadyExists, Client, InvalidArgument, NotFound, QuarryError,
-                    ResourceExhausted, TrainResult, Unauthenticated, Unimplemented, hash_embed)
+from quarry import (AlreadyExists, Client, DeadlineExceeded, InvalidArgument, NotFound,
+                    QuarryError, ResourceExhausted, TrainResult, Unauthenticated, Unimplemented,
+                    hash_embed)
 
 try:
     import numpy as np
@@ -291,6 +292,16 @@ class RoundTrip(unittest.TestCase):
             self.db.upsert("py_upd", ids[:1], update=[])
         with self.assertRaises(InvalidArgument):
             self.db.upsert("py_upd", ids[:1], vectors=[[1.0, 2.0]], update=["vector"])
+
+    def test_query_timeout(self):
+        # a timeout that has already passed: DeadlineExceeded, and the client goes on
+        # (tests/rpc/test_rpc_deadline.c covers the server abandoning a running search)
+        self.db.create_collection("py_timeout", dim=4)
+        self.db.upsert("py_timeout", ["a"], [[1, 0, 0, 0]])
+        with self.assertRaises(DeadlineExceeded):
+            self.db.query("py_timeout", vector=[1, 0, 0, 0], k=1, timeout=0)
+        self.assertEqual([h.id for h in self.db.query("py_timeout", vector=[1, 0, 0, 0], k=1,
+                                                       timeout=30)], ["a"])
 
     def test_stats(self):
         s = self.db.stats()

@@ -261,6 +261,9 @@ class Client:
     def _call(self, method, request, stub=None, timeout=_NO_TIMEOUT):
         if timeout is _NO_TIMEOUT:
             timeout = self.timeout
+        if timeout is not None and timeout <= 0:  # grpc would take 0 for "no deadline"
+            raise DeadlineExceeded(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                   f"{method}: the timeout ({timeout} s) has already passed")
         try:
             return getattr(stub or self._stub, method)(request, timeout=timeout,
                                                        metadata=self._metadata)
@@ -411,14 +414,16 @@ class Client:
     def query(self, collection, vector=None, text=None, k=10, *, filter=None, offset=0,
               fusion="rrf", fusion_param=0.0, explain=False, fields=("text", "metadata"),
               ef=0, exact=False, depth=0, vector_weight=1.0, text_weight=1.0,
-              require_all=False, nprobe=0, refine=0):
+              require_all=False, nprobe=0, refine=0, timeout=_NO_TIMEOUT):
         """k-NN (``vector``), BM25 (``text``) or hybrid (both, fused) retrieval.
 
         ``filter`` is a dict or JSON string; ``fields`` which row fields to return;
         ``explain`` fills Hit.explain with each retriever's (rank, raw score).
         Vector clause knobs (0 = the collection's default): ``ef`` (hnsw beam),
         ``nprobe`` (ivfpq lists probed, <= 65536), ``refine`` (ivfpq re-ranking factor,
-        <= 1000, 1 = off); ``exact`` forces an exact scan.
+        <= 1000, 1 = off); ``exact`` forces an exact scan. ``timeout`` (seconds; default
+        the client's) is the call's deadline: the server abandons a search still running
+        when it passes, and the call raises DeadlineExceeded.
         Returns a list of Hit, best first."""
         req = pb.QueryRequest(collection=collection, k=k, offset=offset,
                               fusion=_enum(_FUSIONS, fusion, "fusion"), fusion_param=fusion_param,
@@ -434,7 +439,7 @@ class Client:
         if filter is not None:
             req.filter = filter if isinstance(filter, str) else json.dumps(filter)
         hits = []
-        for h in self._call("Query", req).hits:
+        for h in self._call("Query", req, timeout=timeout).hits:
             hits.append(Hit(
                 id=h.id, score=h.score,
                 distance=None if math.isnan(h.distance) else h.distance,
