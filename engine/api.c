@@ -270,23 +270,7 @@ static void batch_reset(quarry_batch *b) {
 /* Decode an operation of the batch's own buffer (upsert, delete or patch; the
  * encoding is ours, so nothing is checked) and advance *pos past it. */
 static void bop_next(const uint8_t *payload, size_t *pos, op_view *op) {
-    const uint8_t *h = payload + *pos;
-    op->op = h[0];
-    op->flags = h[1];
-    op->id_len = get_u16(h + 2);
-    op->dim = get_u32(h + 4);
-    op->text_len = get_u32(h + 8);
-    op->meta_len = get_u32(h + 12);
-    const uint8_t *q = h + OP_HEADER_LEN;
-    op->id = (const char *)q;
-    q += op->id_len;
-    op->vector = op->dim ? q : NULL;
-    q += 4ull * op->dim;
-    op->text = (op->flags & OPF_TEXT) ? (const char *)q : NULL;
-    q += op->text_len;
-    op->meta = (op->flags & OPF_META) ? (const char *)q : NULL;
-    op->enc_len = (uint32_t)op_encoded_len(op->id_len, op->dim, op->text_len, op->meta_len);
-    *pos += op->enc_len;
+    *pos += op_view_raw(payload + *pos, op);
 }
 
 /* A logged (little-endian) vector as floats in `out`. */
@@ -539,14 +523,15 @@ out:
     return rc;
 }
 
-int quarry_upsert(quarry_coll *c, const quarry_row *rows, size_t nrows) {
-    q_err_clear();
-    if (!c || (!rows && nrows)) return q_err(QUARRY_MISUSE, "quarry_upsert: NULL argument");
+/* Rows as one batch of upserts (patch 0) or of partial updates of `fields`. */
+static int rows_commit(quarry_coll *c, const quarry_row *rows, size_t nrows, int patch,
+                       unsigned fields) {
     quarry_batch *b;
     int rc = quarry_batch_new(c, &b);
     if (rc) return rc;
     for (size_t i = 0; i < nrows; i++) {
-        if ((rc = quarry_batch_upsert(b, &rows[i]))) {
+        rc = patch ? quarry_batch_update(b, &rows[i], fields) : quarry_batch_upsert(b, &rows[i]);
+        if (rc) {
             q_err_prefix(rc, "row %zu", i);
             quarry_batch_free(b);
             return rc;
@@ -557,25 +542,19 @@ int quarry_upsert(quarry_coll *c, const quarry_row *rows, size_t nrows) {
     return rc;
 }
 
+int quarry_upsert(quarry_coll *c, const quarry_row *rows, size_t nrows) {
+    q_err_clear();
+    if (!c || (!rows && nrows)) return q_err(QUARRY_MISUSE, "quarry_upsert: NULL argument");
+    return rows_commit(c, rows, nrows, 0, FIELDS_ALL);
+}
+
 int quarry_update(quarry_coll *c, const quarry_row *rows, size_t nrows, unsigned fields) {
     q_err_clear();
     if (!c || (!rows && nrows)) return q_err(QUARRY_MISUSE, "quarry_update: NULL argument");
     if (fields == 0 || (fields & ~FIELDS_ALL))
         return q_err(QUARRY_INVALID, "update fields 0x%x: want a non-empty set of QUARRY_FIELD_*",
                      fields);
-    quarry_batch *b;
-    int rc = quarry_batch_new(c, &b);
-    if (rc) return rc;
-    for (size_t i = 0; i < nrows; i++) {
-        if ((rc = quarry_batch_update(b, &rows[i], fields))) {
-            q_err_prefix(rc, "row %zu", i);
-            quarry_batch_free(b);
-            return rc;
-        }
-    }
-    rc = quarry_batch_commit(b);
-    quarry_batch_free(b);
-    return rc;
+    return rows_commit(c, rows, nrows, 1, fields);
 }
 
 int quarry_delete(quarry_coll *c, const char *const *ids, size_t nids, size_t *ndeleted) {

@@ -254,6 +254,9 @@ void rec_seal_header(uint8_t *rec, uint16_t type, uint32_t payload_len, uint64_t
 /* Iterate the operations of a BATCH payload: *pos starts at BATCH_PREFIX_LEN.
  * Returns 1 and fills *op, 0 at the end, or QUARRY_CORRUPT_RECORD (< 0 never). */
 int batch_next_op(const uint8_t *payload, uint32_t payload_len, uint32_t *pos, op_view *op);
+/* Decode the operation at h[0..) without any check (bytes this process
+ * encoded itself); returns its encoded length. batch_next_op validates first. */
+uint32_t op_view_raw(const uint8_t *h, op_view *op);
 /* Validate a whole BATCH payload's structure; 0 or QUARRY_CORRUPT_RECORD. */
 int batch_validate(const uint8_t *payload, uint32_t payload_len);
 

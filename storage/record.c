@@ -66,17 +66,43 @@ int rec_decode(const uint8_t *buf, uint64_t avail, uint64_t salt, rec_view *out)
     return 0;
 }
 
-int batch_next_op(const uint8_t *payload, uint32_t payload_len, uint32_t *pos, op_view *op) {
-    uint64_t p = *pos;
-    if (p == payload_len) return 0;
-    if (p > payload_len || payload_len - p < OP_HEADER_LEN) return QUARRY_CORRUPT_RECORD;
-    const uint8_t *h = payload + p;
+/* The header fields of the operation at h. */
+static void op_header(const uint8_t *h, op_view *op) {
     op->op = h[0];
     op->flags = h[1];
     op->id_len = get_u16(h + 2);
     op->dim = get_u32(h + 4);
     op->text_len = get_u32(h + 8);
     op->meta_len = get_u32(h + 12);
+}
+
+/* The body pointers of an operation whose header is in *op; the length of
+ * the whole operation is `len`. */
+static void op_body(const uint8_t *h, uint64_t len, op_view *op) {
+    const uint8_t *q = h + OP_HEADER_LEN;
+    op->id = (const char *)q;
+    q += op->id_len;
+    op->vector = op->dim ? q : NULL;
+    q += 4ull * op->dim;
+    op->text = (op->flags & OPF_TEXT) ? (const char *)q : NULL;
+    q += op->text_len;
+    op->meta = (op->flags & OPF_META) ? (const char *)q : NULL;
+    op->enc_len = (uint32_t)len;
+}
+
+uint32_t op_view_raw(const uint8_t *h, op_view *op) {
+    op_header(h, op);
+    uint64_t len = op_encoded_len(op->id_len, op->dim, op->text_len, op->meta_len);
+    op_body(h, len, op);
+    return (uint32_t)len;
+}
+
+int batch_next_op(const uint8_t *payload, uint32_t payload_len, uint32_t *pos, op_view *op) {
+    uint64_t p = *pos;
+    if (p == payload_len) return 0;
+    if (p > payload_len || payload_len - p < OP_HEADER_LEN) return QUARRY_CORRUPT_RECORD;
+    const uint8_t *h = payload + p;
+    op_header(h, op);
     if (op->op != OP_UPSERT && op->op != OP_DELETE) return QUARRY_CORRUPT_RECORD;
     if (op->flags & ~(OPF_VECTOR | OPF_TEXT | OPF_META)) return QUARRY_CORRUPT_RECORD;
     if (op->id_len == 0 || op->id_len > QUARRY_MAX_ID_LEN) return QUARRY_CORRUPT_RECORD;
@@ -90,15 +116,7 @@ int batch_next_op(const uint8_t *payload, uint32_t payload_len, uint32_t *pos, o
         return QUARRY_CORRUPT_RECORD;
     uint64_t len = op_encoded_len(op->id_len, op->dim, op->text_len, op->meta_len);
     if (len > payload_len - p) return QUARRY_CORRUPT_RECORD;
-    const uint8_t *q = h + OP_HEADER_LEN;
-    op->id = (const char *)q;
-    q += op->id_len;
-    op->vector = op->dim ? q : NULL;
-    q += 4ull * op->dim;
-    op->text = (op->flags & OPF_TEXT) ? (const char *)q : NULL;
-    q += op->text_len;
-    op->meta = (op->flags & OPF_META) ? (const char *)q : NULL;
-    op->enc_len = (uint32_t)len;
+    op_body(h, len, op);
     *pos = (uint32_t)(p + len);
     return 1;
 }

@@ -646,6 +646,14 @@ typedef struct worker {
 
 static void shared_id(int i, char *out) { snprintf(out, 16, "s%d", i); }
 
+/* Shared row i as the final round leaves it: id, text, metadata, vector. */
+static void final_row(int i, char id[16], char text[32], char meta[32], float *v) {
+    shared_id(i, id);
+    snprintf(text, 32, "text final %d", i);
+    snprintf(meta, 32, "{\"m\":%d}", -i);
+    vec_of(i, 9999, v);
+}
+
 static void *work(void *arg) {
     worker *w = arg;
     quarry_batch *b;
@@ -705,10 +713,7 @@ static void *work(void *arg) {
         for (int i = 0; i < NSHARED; i++) {
             char id[16], text[32], meta[32];
             float v[DIM];
-            shared_id(i, id);
-            snprintf(text, sizeof text, "text final %d", i);
-            snprintf(meta, sizeof meta, "{\"m\":%d}", -i);
-            vec_of(i, 9999, v);
+            final_row(i, id, text, meta, v);
             quarry_row r = {.id = id, .vector = v, .dim = DIM, .text = text, .metadata = meta};
             T_ASSERT_OK(quarry_batch_update(b, &r, 1u << w->field));
         }
@@ -745,10 +750,7 @@ static void test_concurrent(quarry_db *db) {
     for (int i = 0; i < NSHARED; i++) {
         char id[16], text[32], meta[32];
         float v[DIM];
-        shared_id(i, id);
-        snprintf(text, sizeof text, "text final %d", i);
-        snprintf(meta, sizeof meta, "{\"m\":%d}", -i);
-        vec_of(i, 9999, v);
+        final_row(i, id, text, meta, v);
         expect_row(c, id, v, text, meta);
         expect_nearest(c, v, NULL, id);
     }
