@@ -10,6 +10,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <grpc/byte_buffer.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+
 static void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
@@ -155,5 +159,77 @@ Quarry__V1__CollectionStats rpct_stats(qrpc_client *cl, const char *coll) {
     T_ASSERT(r->n_collections == 1 && r->collections[0]->stats);
     Quarry__V1__CollectionStats st = *r->collections[0]->stats;
     protobuf_c_message_free_unpacked(&r->base, NULL);
+    return st;
+}
+
+void rpct_raw_start(rpct_raw_call *rc, const char *addr, grpc_channel *ch, const char *method,
+                    const ProtobufCMessage *req) {
+    memset(rc, 0, sizeof *rc);
+    rc->ch = ch;
+    if (!ch) {
+        grpc_channel_credentials *cr = grpc_insecure_credentials_create();
+        rc->ch = grpc_channel_create(addr, cr, NULL);
+        grpc_channel_credentials_release(cr);
+        rc->own_ch = 1;
+    }
+    rc->cq = grpc_completion_queue_create_for_pluck(NULL);
+    size_t len = protobuf_c_message_get_packed_size(req);
+    grpc_slice s = grpc_slice_malloc(len);
+    protobuf_c_message_pack(req, GRPC_SLICE_START_PTR(s));
+    rc->send = grpc_raw_byte_buffer_create(&s, 1);
+    grpc_slice_unref(s);
+    grpc_metadata_array_init(&rc->md0);
+    grpc_metadata_array_init(&rc->md1);
+    char path[128];
+    snprintf(path, sizeof path, "/quarry.v1.Quarry/%s", method);
+    grpc_slice ps = grpc_slice_from_copied_string(path);
+    rc->call = grpc_channel_create_call(
+        rc->ch, NULL, GRPC_PROPAGATE_DEFAULTS, rc->cq, ps, NULL,
+        gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_seconds(600, GPR_TIMESPAN)),
+        NULL);
+    grpc_slice_unref(ps);
+    grpc_op ops[6];
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = rc->send;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &rc->md0;
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = &rc->recv;
+    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[5].data.recv_status_on_client.trailing_metadata = &rc->md1;
+    ops[5].data.recv_status_on_client.status = &rc->status;
+    ops[5].data.recv_status_on_client.status_details = &rc->details;
+    T_ASSERT(grpc_call_start_batch(rc->call, ops, 6, rc, NULL) == GRPC_CALL_OK);
+}
+
+int rpct_raw_wait(rpct_raw_call *rc, long us) {
+    if (rc->done) return 1;
+    grpc_event ev = grpc_completion_queue_pluck(
+        rc->cq, rc,
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_micros(us, GPR_TIMESPAN)),
+        NULL);
+    if (ev.type == GRPC_OP_COMPLETE) rc->done = 1;
+    return rc->done;
+}
+
+grpc_status_code rpct_raw_cancel(rpct_raw_call *rc) {
+    T_ASSERT(grpc_call_cancel(rc->call, NULL) == GRPC_CALL_OK);
+    if (!rpct_raw_wait(rc, 30 * 1000000L)) T_FAIL("a cancelled call did not complete in 30 s");
+    grpc_status_code st = rc->status;
+    grpc_byte_buffer_destroy(rc->send);
+    if (rc->recv) grpc_byte_buffer_destroy(rc->recv);
+    grpc_metadata_array_destroy(&rc->md0);
+    grpc_metadata_array_destroy(&rc->md1);
+    grpc_slice_unref(rc->details);
+    grpc_call_unref(rc->call);
+    if (rc->own_ch) grpc_channel_destroy(rc->ch);
+    grpc_completion_queue_shutdown(rc->cq);
+    while (grpc_completion_queue_pluck(rc->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+               .type != GRPC_QUEUE_SHUTDOWN) {
+    }
+    grpc_completion_queue_destroy(rc->cq);
     return st;
 }

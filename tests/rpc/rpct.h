@@ -10,6 +10,8 @@
 
 #include <sys/types.h>
 
+#include <grpc/grpc.h>
+
 #include "quarry.pb-c.h"
 #include "rpc/client.h"
 #include "t.h"
@@ -50,6 +52,27 @@ qrpc_client *rpct_client(const rpct_server *s, const char *api_key);
 void *rpct_call(const char *file, int line, qrpc_client *cl, const char *method,
                 const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
                 int want, const char *want_in_msg);
+
+/* A unary call on the raw C core API, so that a test can cancel it while it
+ * is in flight: start it (on `ch`, or on a channel of its own to `addr` when
+ * ch is NULL; a 600 s deadline), then cancel it and get its final status. */
+typedef struct rpct_raw_call {
+    grpc_channel *ch;
+    grpc_completion_queue *cq;
+    grpc_call *call;
+    grpc_byte_buffer *send, *recv;
+    grpc_metadata_array md0, md1;
+    grpc_status_code status;
+    grpc_slice details;
+    int own_ch;
+    int done; /* completed (rpct_raw_wait) */
+} rpct_raw_call;
+void rpct_raw_start(rpct_raw_call *rc, const char *addr, grpc_channel *ch, const char *method,
+                    const ProtobufCMessage *req);
+/* Polls the call's queue for up to `us` microseconds (the client's I/O runs
+ * meanwhile); 1 when the call completed. */
+int rpct_raw_wait(rpct_raw_call *rc, long us);
+grpc_status_code rpct_raw_cancel(rpct_raw_call *rc);
 
 /* Collection stats (rows, last_lsn, batches ...) over RPC. */
 Quarry__V1__CollectionStats rpct_stats(qrpc_client *cl, const char *coll);

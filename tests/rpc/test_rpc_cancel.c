@@ -125,79 +125,6 @@ static void pack_one(Quarry__V1__UpsertRequest *rq, Quarry__V1__Row *row, Quarry
     rq->n_rows = 1;
 }
 
-/* An Upsert on the raw C core API, so that the test can cancel it while it
- * is in flight. */
-typedef struct raw_call {
-    grpc_channel *ch;
-    grpc_completion_queue *cq;
-    grpc_call *call;
-    grpc_byte_buffer *send, *recv;
-    grpc_metadata_array md0, md1;
-    grpc_status_code status;
-    grpc_slice details;
-} raw_call;
-
-static void raw_start(raw_call *rc, const char *addr, const char *id, float *v) {
-    memset(rc, 0, sizeof *rc);
-    grpc_channel_credentials *cr = grpc_insecure_credentials_create();
-    rc->ch = grpc_channel_create(addr, cr, NULL);
-    grpc_channel_credentials_release(cr);
-    rc->cq = grpc_completion_queue_create_for_pluck(NULL);
-    Quarry__V1__UpsertRequest rq;
-    Quarry__V1__Row row, *rp;
-    pack_one(&rq, &row, &rp, id, v);
-    size_t len = protobuf_c_message_get_packed_size(&rq.base);
-    grpc_slice s = grpc_slice_malloc(len);
-    protobuf_c_message_pack(&rq.base, GRPC_SLICE_START_PTR(s));
-    rc->send = grpc_raw_byte_buffer_create(&s, 1);
-    grpc_slice_unref(s);
-    grpc_metadata_array_init(&rc->md0);
-    grpc_metadata_array_init(&rc->md1);
-    rc->call = grpc_channel_create_call(
-        rc->ch, NULL, GRPC_PROPAGATE_DEFAULTS, rc->cq,
-        grpc_slice_from_static_string("/quarry.v1.Quarry/Upsert"), NULL,
-        gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_seconds(600, GPR_TIMESPAN)),
-        NULL);
-    grpc_op ops[6];
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = rc->send;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &rc->md0;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &rc->recv;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &rc->md1;
-    ops[5].data.recv_status_on_client.status = &rc->status;
-    ops[5].data.recv_status_on_client.status_details = &rc->details;
-    T_ASSERT(grpc_call_start_batch(rc->call, ops, 6, rc, NULL) == GRPC_CALL_OK);
-}
-
-/* Cancels the call and returns its status. */
-static grpc_status_code raw_cancel(raw_call *rc) {
-    T_ASSERT(grpc_call_cancel(rc->call, NULL) == GRPC_CALL_OK);
-    grpc_event ev = grpc_completion_queue_pluck(
-        rc->cq, rc, gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_seconds(30, GPR_TIMESPAN)),
-        NULL);
-    T_ASSERT(ev.type == GRPC_OP_COMPLETE);
-    grpc_status_code st = rc->status;
-    grpc_byte_buffer_destroy(rc->send);
-    if (rc->recv) grpc_byte_buffer_destroy(rc->recv);
-    grpc_metadata_array_destroy(&rc->md0);
-    grpc_metadata_array_destroy(&rc->md1);
-    grpc_slice_unref(rc->details);
-    grpc_call_unref(rc->call);
-    grpc_channel_destroy(rc->ch);
-    grpc_completion_queue_shutdown(rc->cq);
-    while (grpc_completion_queue_pluck(rc->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
-               .type != GRPC_QUEUE_SHUTDOWN) {
-    }
-    grpc_completion_queue_destroy(rc->cq);
-    return st;
-}
-
 int main(void) {
     if (!tdb_uring_ok()) setenv("QUARRY_IO", "posix", 1);
     char *dir = t_tmpdir("rpc-cancel");
@@ -261,11 +188,14 @@ int main(void) {
     T_ASSERT(waited < 10.0); /* answered at its deadline, not when the worker got to it */
 
     /* 3. a call queued behind it that its client cancels */
-    raw_call rc;
-    raw_start(&rc, srv.addr, "cancelled", v);
+    Quarry__V1__UpsertRequest crq;
+    Quarry__V1__Row crow, *crp;
+    pack_one(&crq, &crow, &crp, "cancelled", v);
+    rpct_raw_call rc;
+    rpct_raw_start(&rc, srv.addr, NULL, "Upsert", &crq.base);
     wait_in_flight(cl, 4); /* big + late (still queued) + this one + Stats */
     if (atomic_load(&big.done)) T_SKIP("the large batch finished before the cancel");
-    T_ASSERT_EQ(raw_cancel(&rc), GRPC_STATUS_CANCELLED);
+    T_ASSERT_EQ(rpct_raw_cancel(&rc), GRPC_STATUS_CANCELLED);
 
     /* 4. the worker finishes the large batch, then skips both */
     pthread_join(th, NULL);

@@ -11,8 +11,14 @@
  * least one must have been abandoned mid-search, every answer must be one of
  * the three, and the server must keep serving (the same query without a
  * deadline then returns its k hits).
+ *
+ * Then, with Queries on the workers (--query-inline 0), clients cancel the
+ * same query after 0, 0.1, 0.2 ... ms: the log must show a search stopped by
+ * its client ("interrupted by the caller"), and the server keeps serving.
  */
 #include <signal.h>
+
+#include <grpc/grpc_security.h>
 
 #include "rpct.h"
 #include "tdb.h"
@@ -119,6 +125,43 @@ int main(void) {
     if (!rpct_log_has(&srv, "abandoned")) {
         rpct_dump_log(&srv);
         T_FAIL("the server log does not show the abandoned searches");
+    }
+    rpct_stop_clean(&srv);
+
+    /* Queries on the workers: a client that cancels while its search runs
+     * stops the search (the polling thread sees the cancel and the engine's
+     * interrupt function reads it). Cancels after 0, 0.1, 0.2 ... ms. */
+    const char *args[] = {"--query-inline", "0", NULL};
+    rpct_start(&srv, data, args, NULL);
+    int cancelled = 0, done = 0;
+    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    grpc_channel *ch = grpc_channel_create(srv.addr, creds, NULL);
+    grpc_channel_credentials_release(creds);
+    for (int round = 0; round < 10 && !rpct_log_has(&srv, "interrupted by the caller");
+         round++) {
+        for (int us = 0; us <= 20000; us += 100) {
+            rpct_raw_call rc;
+            rpct_raw_start(&rc, NULL, ch, "Query", &q.base);
+            rpct_raw_wait(&rc, us);
+            grpc_status_code st = rpct_raw_cancel(&rc);
+            if (st == GRPC_STATUS_OK) {
+                done++;
+                break; /* the search ends before this delay: next round */
+            }
+            if (st != GRPC_STATUS_CANCELLED) T_FAIL("cancelled Query: status %d", (int)st);
+            cancelled++;
+        }
+    }
+    grpc_channel_destroy(ch);
+    printf("cancel sweep: %d cancelled, %d finished first\n", cancelled, done);
+    cl = rpct_client(&srv, NULL);
+    r = RPCT_CALL(cl, "Query", q, &quarry__v1__query_response__descriptor, ST_OK);
+    T_ASSERT_EQ(r->n_hits, 10);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    qrpc_close(cl);
+    if (!rpct_log_has(&srv, "interrupted by the caller")) {
+        rpct_dump_log(&srv);
+        T_FAIL("no search was stopped by its client's cancel");
     }
     rpct_stop_clean(&srv);
     t_rmdir(dir);
