@@ -769,9 +769,11 @@ int main(void) {
     test_concurrent(db);
     T_ASSERT_OK(quarry_close(db));
     t_rmdir(dir);
+    free(dir);
     dir = t_tmpdir("update-persist");
     test_persist(dir);
     t_rmdir(dir);
+    free(dir);
     printf("test_update: ok\n");
     return 0;
 }
