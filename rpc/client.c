@@ -126,6 +126,26 @@ void qrpc_close(qrpc_client *c) {
     grpc_shutdown();
 }
 
+void qrpc_unary_ops(grpc_op ops[6], grpc_metadata *md, size_t nmd, grpc_byte_buffer *send,
+                    grpc_metadata_array *md0, grpc_byte_buffer **recv, grpc_metadata_array *md1,
+                    grpc_status_code *status, grpc_slice *details) {
+    memset(ops, 0, 6 * sizeof *ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[0].data.send_initial_metadata.count = nmd;
+    ops[0].data.send_initial_metadata.metadata = nmd ? md : NULL;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = send;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = md0;
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = recv;
+    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[5].data.recv_status_on_client.trailing_metadata = md1;
+    ops[5].data.recv_status_on_client.status = status;
+    ops[5].data.recv_status_on_client.status_details = details;
+}
+
 int qrpc_call_raw(qrpc_client *c, const char *method, const void *req, size_t req_len,
                   void **resp_bytes, size_t *resp_len, char **msg) {
     if (resp_bytes) *resp_bytes = NULL;
@@ -148,25 +168,12 @@ int qrpc_call_raw(qrpc_client *c, const char *method, const void *req, size_t re
     grpc_metadata auth;
     memset(&auth, 0, sizeof auth);
     grpc_op ops[6];
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
     if (c->auth) {
         auth.key = grpc_slice_from_static_string("authorization");
         auth.value = grpc_slice_from_copied_string(c->auth);
-        ops[0].data.send_initial_metadata.count = 1;
-        ops[0].data.send_initial_metadata.metadata = &auth;
     }
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = send;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &md_init;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &recv;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &md_trail;
-    ops[5].data.recv_status_on_client.status = &status;
-    ops[5].data.recv_status_on_client.status_details = &details;
+    qrpc_unary_ops(ops, &auth, c->auth ? 1 : 0, send, &md_init, &recv, &md_trail, &status,
+                   &details);
     int tag;
     if (grpc_call_start_batch(call, ops, 6, &tag, NULL) != GRPC_CALL_OK) {
         status = GRPC_STATUS_INTERNAL;

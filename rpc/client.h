@@ -10,6 +10,7 @@
 #ifndef QUARRY_RPC_CLIENT_H
 #define QUARRY_RPC_CLIENT_H
 
+#include <grpc/grpc.h>
 #include <protobuf-c/protobuf-c.h>
 #include <stddef.h>
 
@@ -47,6 +48,13 @@ int qrpc_call_raw(qrpc_client *c, const char *method, const void *req, size_t re
 void qrpc_set_timeout(qrpc_client *c, int timeout_ms);
 void qrpc_set_timeout_us(qrpc_client *c, int64_t timeout_us); /* the same in microseconds */
 int qrpc_set_api_key(qrpc_client *c, const char *api_key);
+
+/* The six ops of a unary call into ops[0..6): send the initial metadata
+ * (md[0..nmd)), `send` and the close; receive the initial metadata (md0), the
+ * reply (*recv) and the status (md1, *status, *details). */
+void qrpc_unary_ops(grpc_op ops[6], grpc_metadata *md, size_t nmd, grpc_byte_buffer *send,
+                    grpc_metadata_array *md0, grpc_byte_buffer **recv, grpc_metadata_array *md1,
+                    grpc_status_code *status, grpc_slice *details);
 
 /* "OK", "INVALID_ARGUMENT", ... for a status code. */
 const char *qrpc_status_name(int code);

@@ -54,6 +54,28 @@ static ALWAYS_INLINE int kept(const hnsw *h, const hnsw_filter *f, uint32_t n) {
     return !f || !f->accept || f->accept(f->ctx, n);
 }
 
+/* Pass 1 of an expansion: the unvisited nodes of ll[0..cnt) into un (marked
+ * visited, their vectors prefetched); returns their count. `un` may alias
+ * `ll` under `locked`: it is written behind the read index. */
+static ALWAYS_INLINE uint32_t unvisited(const hnsw *h, uint16_t *vis, uint16_t tag,
+                                        const uint32_t *ll, uint32_t cnt, uint32_t *un) {
+    uint32_t nu = 0;
+    for (uint32_t j = 0; j < cnt; j++) {
+        uint32_t u = ll[j];
+        if (vis[u] == tag) continue;
+        vis[u] = tag;
+        un[nu++] = u;
+        prefetch_vec(h, u);
+    }
+    return nu;
+}
+
+/* After an expansion: poll the caller's stop function every HNSW_STOP_EVERY
+ * expansions; 1 = end the search. */
+static ALWAYS_INLINE int stop_due(const hnsw_filter *f, uint32_t *expanded) {
+    return f && f->stop && ++*expanded % HNSW_STOP_EVERY == 0 && f->stop(f->stop_ctx);
+}
+
 /* The link list of n at lev: returns the count and points *ll at the links.
  * Under `locked` the list is copied into buf while n's lock is held. */
 static ALWAYS_INLINE uint32_t get_links(const hnsw *h, uint32_t n, int lev, int locked,
@@ -96,16 +118,7 @@ static ALWAYS_INLINE size_t layer_impl(const hnsw *h, hnsw_tls *t, const float *
 
         const uint32_t *ll;
         uint32_t cnt = get_links(h, c.id, lev, locked, t->lbuf, &ll);
-        /* Pass 1: unvisited neighbours, their vectors prefetched. (`un` may
-         * alias `ll` under `locked`: it is written behind the read index.) */
-        uint32_t nu = 0;
-        for (uint32_t j = 0; j < cnt; j++) {
-            uint32_t u = ll[j];
-            if (vis[u] == tag) continue;
-            vis[u] = tag;
-            un[nu++] = u;
-            prefetch_vec(h, u);
-        }
+        uint32_t nu = unvisited(h, vis, tag, ll, cnt, un);
         /* Pass 2: distances. */
         for (uint32_t j = 0; j < nu; j++) {
             uint32_t u = un[j];
@@ -121,7 +134,7 @@ static ALWAYS_INLINE size_t layer_impl(const hnsw *h, hnsw_tls *t, const float *
             }
         }
         if (ncand) __builtin_prefetch(hnsw_links(h, t->cand[0].id, lev), 0, 3);
-        if (f && f->stop && ++expanded % HNSW_STOP_EVERY == 0 && f->stop(f->stop_ctx)) break;
+        if (stop_due(f, &expanded)) break;
     }
     return nres;
 }
@@ -158,14 +171,7 @@ static ALWAYS_INLINE size_t pool_impl(const hnsw *h, hnsw_tls *t, const float *q
 
         const uint32_t *ll;
         uint32_t cnt = get_links(h, c, lev, locked, t->lbuf, &ll);
-        uint32_t nu = 0;
-        for (uint32_t j = 0; j < cnt; j++) {
-            uint32_t u = ll[j];
-            if (vis[u] == tag) continue;
-            vis[u] = tag;
-            un[nu++] = u;
-            prefetch_vec(h, u);
-        }
+        uint32_t nu = unvisited(h, vis, tag, ll, cnt, un);
         for (uint32_t j = 0; j < nu; j++) {
             uint32_t u = un[j];
             float d = hnsw_dist(h, q, hnsw_vec(h, u));
@@ -190,7 +196,7 @@ static ALWAYS_INLINE size_t pool_impl(const hnsw *h, hnsw_tls *t, const float *q
         while (next < np && done[next]) next++;
         cur = next;
         if (cur < np) __builtin_prefetch(hnsw_links(h, pool[cur].id, lev), 0, 3);
-        if (f && f->stop && ++expanded % HNSW_STOP_EVERY == 0 && f->stop(f->stop_ctx)) break;
+        if (stop_due(f, &expanded)) break;
     }
     return np;
 }

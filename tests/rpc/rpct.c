@@ -189,19 +189,8 @@ void rpct_raw_start(rpct_raw_call *rc, const char *addr, grpc_channel *ch, const
         NULL);
     grpc_slice_unref(ps);
     grpc_op ops[6];
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = rc->send;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &rc->md0;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &rc->recv;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &rc->md1;
-    ops[5].data.recv_status_on_client.status = &rc->status;
-    ops[5].data.recv_status_on_client.status_details = &rc->details;
+    qrpc_unary_ops(ops, NULL, 0, rc->send, &rc->md0, &rc->recv, &rc->md1, &rc->status,
+                   &rc->details);
     T_ASSERT(grpc_call_start_batch(rc->call, ops, 6, rc, NULL) == GRPC_CALL_OK);
 }
 
