@@ -427,14 +427,6 @@ out:
     return 0;
 }
 
-/* Highest LSN appended: raised after each append (appends run concurrently
- * under the read side of commit_mu, so a CAS keeps the maximum). */
-static void note_appended(quarry_coll *c, uint64_t lsn) {
-    uint64_t cur = atomic_load(&c->appended_lsn);
-    while (cur < lsn && !atomic_compare_exchange_weak(&c->appended_lsn, &cur, lsn)) {
-    }
-}
-
 /* Apply in LSN order: wait for lsn-1, apply (if ok), publish lsn. */
 static int apply_ordered(quarry_coll *c, uint64_t lsn, uint64_t segno, const uint8_t *payload,
                          uint32_t len, int ok, size_t *ndeleted) {
@@ -485,8 +477,8 @@ int quarry_batch_commit(quarry_batch *b) {
          * hold every batch appended before: then the merged rows are exactly
          * what the log says they were followed by. */
         pthread_rwlock_wrlock(&c->commit_mu);
+        uint64_t want = seglog_last_lsn(c->log); /* final: commit_mu stops appends */
         pthread_mutex_lock(&c->apply_mu);
-        uint64_t want = atomic_load(&c->appended_lsn);
         while (c->applied_lsn < want) pthread_cond_wait(&c->apply_cv, &c->apply_mu);
         int panicked = c->panic;
         pthread_mutex_unlock(&c->apply_mu);
@@ -508,7 +500,6 @@ int quarry_batch_commit(quarry_batch *b) {
     put_u32(payload + 8, b->nops);
     uint64_t lsn, end, segno;
     rc = seglog_append(c->log, rec, plen, &lsn, &end, &segno);
-    if (!rc) note_appended(c, lsn);
     pthread_rwlock_unlock(&c->commit_mu);
     if (rc) goto out;
     int durable = 0;

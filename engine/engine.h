@@ -107,7 +107,6 @@ struct quarry_coll {
     pthread_cond_t apply_cv;
     uint64_t applied_lsn;
     pthread_rwlock_t commit_mu;     /* appends: read; resolving partial updates: write */
-    _Atomic uint64_t appended_lsn;  /* highest LSN appended (set under commit_mu) */
     pthread_mutex_t compact_mu;
 
     row *rows;

@@ -669,6 +669,13 @@ uint64_t seglog_segment_bytes(seglog *log, uint64_t segno) {
     return b;
 }
 
+uint64_t seglog_last_lsn(seglog *log) {
+    pthread_mutex_lock(&log->append_mu);
+    uint64_t lsn = log->last_lsn;
+    pthread_mutex_unlock(&log->append_mu);
+    return lsn;
+}
+
 void seglog_get_stats(seglog *log, seglog_stats *st) {
     memset(st, 0, sizeof *st);
     pthread_mutex_lock(&log->segs_mu);

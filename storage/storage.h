@@ -90,6 +90,8 @@ int seglog_dirty(seglog *log);
 int seglog_segments(seglog *log, uint64_t **segs, size_t *n, uint64_t *next_segment);
 
 void seglog_get_stats(seglog *log, seglog_stats *st);
+/* LSN of the last record appended (0 for an empty log). */
+uint64_t seglog_last_lsn(seglog *log);
 
 /* Sticky failure: 0 or the rc every write now returns. */
 int seglog_panic(seglog *log);
